@@ -1,0 +1,674 @@
+//! Running one node's pending action: a power change, or a provision
+//! operation as an ordered list of driver steps.
+//!
+//! Every exit path ends in [`finish`], which applies the final state
+//! transition, clears the pending action and releases the reservation in
+//! one write. A panic or crash before that leaves the node reserved by this
+//! host, which start-up recovery (or a peer, if this host stays dead) fails
+//! cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferric_driver::steps::order_automated;
+use ferric_driver::{DriverError, DriverSet, Step, StepOutcome, StepPhase};
+use ferric_types::{
+    apply_event, Event, InterfaceKind, JsonObject, Node, PendingAction, PowerState, PowerTarget,
+    ProvisionRequest, ProvisionState, Severity, Timestamp, Verb,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::record;
+use crate::Inner;
+
+/// Why an operation stopped early.
+#[derive(Debug)]
+enum Failure {
+    /// A driver or validation error: the node goes to the failure state.
+    Failed(String),
+    /// The store failed; the node stays reserved and recovery handles it.
+    Store(ferric_store::StoreError),
+}
+
+impl From<ferric_store::StoreError> for Failure {
+    fn from(error: ferric_store::StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// How an operation ended, and so what [`finish`] writes.
+#[derive(Debug)]
+enum Ending {
+    /// Apply this event (done, wait, hold, fail...) to the provision state.
+    Event(Event),
+    /// Leave the provision state as it is (the API already moved it).
+    Stay,
+}
+
+/// Runs the pending action of `uuid` if it is reserved for this conductor.
+/// Called in its own task; `running` holds the uuid until it returns.
+pub(crate) async fn run(inner: Arc<Inner>, uuid: Uuid) {
+    // Loop: finishing one operation can queue the next on the same node
+    // (undeploy → automated cleaning), which this task then runs at once.
+    loop {
+        let node = match inner.store.node_get_by_uuid(uuid).await {
+            Ok(node) => node,
+            Err(error) => {
+                tracing::warn!(node = %uuid, %error, "could not load node for its pending action");
+                return;
+            }
+        };
+        if node.reservation.is_none() && node.provision_state == ProvisionState::Cleaning {
+            if !claim_cleaning(&inner, &node).await {
+                return;
+            }
+            continue;
+        }
+        if node.reservation.as_deref() != Some(inner.config.hostname.as_str()) {
+            return;
+        }
+        let Some(action) = node.pending_action.clone() else {
+            return;
+        };
+        match action {
+            PendingAction::Power { target, timeout_seconds } => {
+                power(&inner, node, target, timeout_seconds.map(Duration::from_secs)).await
+            }
+            PendingAction::Provision(request) => provision(&inner, node, request).await,
+        }
+    }
+}
+
+async fn power(inner: &Inner, node: Node, target: PowerTarget, timeout: Option<Duration>) {
+    let timeout = timeout.or(Some(inner.config.power_state_change_timeout));
+    let outcome = match DriverSet::load(&node) {
+        Ok(drivers) => match drivers.power.set_power_state(&node, target, timeout).await {
+            Ok(()) => Ok(target.resulting_state()),
+            Err(error) => {
+                let observed =
+                    drivers.power.get_power_state(&node).await.unwrap_or(PowerState::Error);
+                Err((error, observed))
+            }
+        },
+        Err(error) => Err((error, node.power_state.unwrap_or(PowerState::Error))),
+    };
+    let host = inner.config.hostname.clone();
+    let message = outcome.as_ref().err().map(|(error, _)| {
+        format!(
+            "Failed to change power state to '{target}' by '{}'. Error: {error}",
+            node.interfaces.get(InterfaceKind::Power).map(|i| i.as_str()).unwrap_or("power")
+        )
+    });
+    let result = record::update(&inner.store, node.uuid, |fresh| {
+        if fresh.reservation.as_deref() != Some(host.as_str()) {
+            return false;
+        }
+        fresh.power_state = Some(match &outcome {
+            Ok(state) => *state,
+            Err((_, observed)) => *observed,
+        });
+        fresh.target_power_state = None;
+        fresh.last_error = message.clone();
+        fresh.pending_action = None;
+        fresh.reservation = None;
+        fresh.conductor_affinity = Some(host.clone());
+        true
+    })
+    .await;
+    match result {
+        Ok(Some(stored)) => {
+            if let Some(message) = &message {
+                record::history(&inner.store, &stored, &host, Severity::Error, "power", message)
+                    .await;
+            }
+        }
+        Ok(None) => {}
+        Err(error) => tracing::error!(node = %node.uuid, %error, "could not record power result"),
+    }
+}
+
+async fn provision(inner: &Inner, node: Node, request: ProvisionRequest) {
+    let uuid = node.uuid;
+    let verb = request.verb.map(Verb::canonical);
+    let started = std::time::Instant::now();
+    let result = match (node.provision_state, verb) {
+        (ProvisionState::Verifying, _) => verify(inner, node).await,
+        (ProvisionState::Cleaning, Some(Verb::Provide)) => clean_automated(inner, node).await,
+        (ProvisionState::Cleaning, Some(Verb::Clean)) => clean_manual(inner, node, &request).await,
+        (ProvisionState::Deploying, _) => deploy(inner, node, &request).await,
+        (ProvisionState::Deleting, _) => undeploy(inner, node).await,
+        (ProvisionState::Inspecting, _) => inspect(inner, node).await,
+        (ProvisionState::Adopting, _) => adopt(node).await,
+        (ProvisionState::Rescuing, _) => rescue(node, &request).await,
+        (ProvisionState::Unrescuing, _) => unrescue(node).await,
+        (ProvisionState::Servicing, _) => service(inner, node, &request).await,
+        // `unhold`: carry on with the remaining steps.
+        (
+            ProvisionState::DeployWait | ProvisionState::CleanWait | ProvisionState::ServiceWait,
+            Some(Verb::Unhold),
+        ) => resume_steps(inner, node).await,
+        // Abort, or a verb whose transition is all there is to it
+        // (available → manageable): nothing more to do.
+        (_, Some(Verb::Abort)) => {
+            let mut node = node;
+            node.last_error = Some(format!(
+                "The operation was aborted by request; the node is now \"{}\"",
+                node.provision_state
+            ));
+            Ok((node, Ending::Stay))
+        }
+        _ => Ok((node, Ending::Stay)),
+    };
+    let (working, ending, error) = match result {
+        Ok((working, ending)) => (Some(working), ending, None),
+        Err(Failure::Failed(message)) => (None, Ending::Event(Event::Fail), Some(message)),
+        Err(Failure::Store(error)) => {
+            tracing::error!(node = %uuid, %error, "store failure during an operation; recovery will fail it");
+            return;
+        }
+    };
+    finish(inner, uuid, working, ending, error, started.elapsed()).await;
+}
+
+/// Writes the outcome: the driver-owned fields of the working copy, the
+/// state transition, the error, and the release of the lock.
+async fn finish(
+    inner: &Inner,
+    uuid: Uuid,
+    working: Option<Node>,
+    ending: Ending,
+    error: Option<String>,
+    elapsed: Duration,
+) {
+    let host = inner.config.hostname.clone();
+    let mut from_state = None;
+    let result = record::update(&inner.store, uuid, |fresh| {
+        if fresh.reservation.as_deref() != Some(host.as_str()) {
+            return false;
+        }
+        if let Some(working) = &working {
+            record::copy_driver_fields(working, fresh);
+            fresh.instance_uuid = working.instance_uuid.clone();
+            fresh.instance_name = working.instance_name.clone();
+            fresh.power_state = working.power_state;
+            if working.last_error.is_some() {
+                fresh.last_error = working.last_error.clone();
+            }
+        }
+        from_state = Some(fresh.provision_state);
+        if let Ending::Event(event) = ending {
+            match apply_event(fresh.provision_state, event, fresh.target_provision_state) {
+                Ok(transition) => {
+                    fresh.provision_state = transition.to;
+                    fresh.target_provision_state = transition.target;
+                    fresh.provision_updated_at = Some(Timestamp::now());
+                }
+                Err(invalid) => {
+                    tracing::error!(node = %fresh.uuid, %invalid, "conductor produced an illegal event");
+                }
+            }
+        }
+        if event_is_terminal(&ending) {
+            fresh.clean_step = JsonObject::new();
+            fresh.deploy_step = JsonObject::new();
+            fresh.service_step = JsonObject::new();
+        }
+        if error.is_some() {
+            fresh.last_error = error.clone();
+            if fresh.provision_state == ProvisionState::CleanFailed {
+                // As Ironic: a node that failed cleaning must not be handed
+                // to the next tenant by accident.
+                fresh.maintenance = true;
+                fresh.fault = Some(ferric_types::Fault::CleanFailure);
+                fresh.maintenance_reason = error.clone();
+            }
+        }
+        fresh.pending_action = None;
+        fresh.reservation = None;
+        fresh.conductor_affinity = Some(host.clone());
+        true
+    })
+    .await;
+    match result {
+        Ok(Some(stored)) => {
+            tracing::debug!(
+                node = %uuid,
+                from = ?from_state,
+                to = %stored.provision_state,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "operation finished"
+            );
+            if let Some(message) = &error {
+                record::history(
+                    &inner.store,
+                    &stored,
+                    &host,
+                    Severity::Error,
+                    "provisioning",
+                    message,
+                )
+                .await;
+            }
+        }
+        Ok(None) => {
+            tracing::warn!(node = %uuid, "node was no longer reserved by us when finishing")
+        }
+        Err(error) => {
+            tracing::error!(node = %uuid, %error, "could not record the end of an operation")
+        }
+    }
+}
+
+fn event_is_terminal(ending: &Ending) -> bool {
+    matches!(ending, Ending::Event(Event::Done | Event::Fail))
+}
+
+/// After undeploy (`deleting` → `cleaning`): takes the lock again and
+/// queues automated cleaning. Returns whether it did.
+async fn claim_cleaning(inner: &Inner, node: &Node) -> bool {
+    let host = inner.config.hostname.clone();
+    let request = ProvisionRequest { verb: Some(Verb::Provide), ..ProvisionRequest::default() };
+    let claimed = record::update(&inner.store, node.uuid, |fresh| {
+        if fresh.reservation.is_some() || fresh.provision_state != ProvisionState::Cleaning {
+            return false;
+        }
+        fresh.reservation = Some(host.clone());
+        fresh.pending_action = Some(PendingAction::Provision(request.clone()));
+        true
+    })
+    .await;
+    matches!(claimed, Ok(Some(_)))
+}
+
+fn failed(context: &str, error: DriverError) -> Failure {
+    Failure::Failed(format!("{context}: {error}"))
+}
+
+fn load_drivers(node: &Node) -> Result<DriverSet, Failure> {
+    DriverSet::load(node).map_err(|error| failed("Failed to load the node's drivers", error))
+}
+
+async fn verify(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    let _ = inner;
+    let drivers = load_drivers(&node)?;
+    drivers
+        .power
+        .validate(&node)
+        .map_err(|e| failed("Failed to validate power driver interface", e))?;
+    drivers
+        .management
+        .validate(&node)
+        .map_err(|e| failed("Failed to validate management driver interface", e))?;
+    let state = drivers
+        .power
+        .get_power_state(&node)
+        .await
+        .map_err(|e| failed("Failed to get the power state", e))?;
+    node.power_state = Some(state);
+    Ok((node, Ending::Event(Event::Done)))
+}
+
+async fn adopt(node: Node) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    for interface in drivers.all() {
+        interface
+            .validate(&node)
+            .map_err(|e| failed("Failed to validate the node for adoption", e))?;
+    }
+    Ok((node, Ending::Event(Event::Done)))
+}
+
+async fn inspect(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    let _ = inner;
+    let drivers = load_drivers(&node)?;
+    drivers.inspect.validate(&node).map_err(|e| failed("Failed to validate inspection", e))?;
+    node.inspection_started_at = Some(Timestamp::now());
+    let outcome = drivers
+        .inspect
+        .inspect_hardware(&mut node)
+        .await
+        .map_err(|e| failed("Failed to inspect hardware", e))?;
+    Ok(match outcome {
+        StepOutcome::Done => {
+            node.inspection_finished_at = Some(Timestamp::now());
+            (node, Ending::Event(Event::Done))
+        }
+        StepOutcome::Wait => (node, Ending::Event(Event::Wait)),
+    })
+}
+
+async fn rescue(mut node: Node, request: &ProvisionRequest) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    if let Some(password) = &request.rescue_password {
+        node.instance_info.insert("rescue_password".into(), Value::String(password.clone()));
+    }
+    let outcome =
+        drivers.rescue.rescue(&mut node).await.map_err(|e| failed("Failed to rescue", e))?;
+    Ok(match outcome {
+        StepOutcome::Done => (node, Ending::Event(Event::Done)),
+        StepOutcome::Wait => (node, Ending::Event(Event::Wait)),
+    })
+}
+
+async fn unrescue(mut node: Node) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    drivers.rescue.unrescue(&mut node).await.map_err(|e| failed("Failed to unrescue", e))?;
+    node.instance_info.remove("rescue_password");
+    Ok((node, Ending::Event(Event::Done)))
+}
+
+async fn deploy(
+    inner: &Inner,
+    mut node: Node,
+    request: &ProvisionRequest,
+) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    for (kind, interface) in [
+        (InterfaceKind::Power, drivers.power.validate(&node)),
+        (InterfaceKind::Deploy, drivers.deploy.validate(&node)),
+        (InterfaceKind::Boot, drivers.boot.validate(&node)),
+    ] {
+        interface.map_err(|e| failed(&format!("Failed to validate {kind} interface"), e))?;
+    }
+    match &request.configdrive {
+        Some(configdrive) => {
+            node.instance_info.insert("configdrive".into(), configdrive.clone());
+        }
+        None => {
+            node.instance_info.remove("configdrive");
+        }
+    }
+    let mut steps = drivers.steps(StepPhase::Deploy);
+    if let Some(user) = &request.deploy_steps {
+        for value in user {
+            let step = parse_step(value)?;
+            steps.retain(|s| !(s.interface == step.interface && s.step == step.step));
+            steps.push(step);
+        }
+    }
+    let steps = order_automated(steps);
+    start_steps(&mut node, StepPhase::Deploy, &steps);
+    run_steps(inner, node, &drivers, StepPhase::Deploy).await
+}
+
+async fn undeploy(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    let _ = inner;
+    let drivers = load_drivers(&node)?;
+    drivers.deploy.tear_down(&mut node).await.map_err(|e| failed("Failed to tear down", e))?;
+    drivers
+        .boot
+        .clean_up_instance(&mut node)
+        .await
+        .map_err(|e| failed("Failed to clean up boot", e))?;
+    drivers
+        .network
+        .unconfigure_tenant_networks(&mut node)
+        .await
+        .map_err(|e| failed("Failed to unconfigure tenant networks", e))?;
+    if node.power_state != Some(PowerState::Off) && !node.disable_power_off {
+        drivers
+            .power
+            .set_power_state(&node, PowerTarget::Off, Some(inner.config.power_state_change_timeout))
+            .await
+            .map_err(|e| failed("Failed to power off", e))?;
+        node.power_state = Some(PowerState::Off);
+    }
+    node.instance_info = JsonObject::new();
+    node.instance_uuid = None;
+    node.instance_name = None;
+    for key in ["deploy_steps", "deploy_step_index", "is_whole_disk_image", "agent_url"] {
+        node.driver_internal_info.remove(key);
+    }
+    Ok((node, Ending::Event(Event::Done)))
+}
+
+async fn clean_automated(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    let enabled = node.automated_clean.unwrap_or(inner.config.automated_clean);
+    if !enabled {
+        return Ok((node, Ending::Event(Event::Done)));
+    }
+    let drivers = load_drivers(&node)?;
+    let steps = order_automated(drivers.steps(StepPhase::Clean));
+    start_steps(&mut node, StepPhase::Clean, &steps);
+    run_steps(inner, node, &drivers, StepPhase::Clean).await
+}
+
+async fn clean_manual(
+    inner: &Inner,
+    mut node: Node,
+    request: &ProvisionRequest,
+) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    let steps =
+        user_steps(request.clean_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Clean)?;
+    start_steps(&mut node, StepPhase::Clean, &steps);
+    run_steps(inner, node, &drivers, StepPhase::Clean).await
+}
+
+async fn service(
+    inner: &Inner,
+    mut node: Node,
+    request: &ProvisionRequest,
+) -> Result<(Node, Ending), Failure> {
+    let drivers = load_drivers(&node)?;
+    let steps =
+        user_steps(request.service_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Service)?;
+    start_steps(&mut node, StepPhase::Service, &steps);
+    run_steps(inner, node, &drivers, StepPhase::Service).await
+}
+
+async fn resume_steps(inner: &Inner, node: Node) -> Result<(Node, Ending), Failure> {
+    let phase = match node.provision_state {
+        ProvisionState::DeployWait => StepPhase::Deploy,
+        ProvisionState::CleanWait => StepPhase::Clean,
+        _ => StepPhase::Service,
+    };
+    let drivers = load_drivers(&node)?;
+    // Continue in the working state, then run the rest.
+    let resumed = record::update(&inner.store, node.uuid, |fresh| {
+        match apply_event(fresh.provision_state, Event::Resume, fresh.target_provision_state) {
+            Ok(transition) => {
+                fresh.provision_state = transition.to;
+                fresh.target_provision_state = transition.target;
+                fresh.provision_updated_at = Some(Timestamp::now());
+                true
+            }
+            Err(_) => false,
+        }
+    })
+    .await?;
+    let mut node = resumed.unwrap_or(node);
+    let next = step_index(&node, phase).map_or(0, |index| index + 1);
+    set_step_index(&mut node, phase, next);
+    run_steps(inner, node, &drivers, phase).await
+}
+
+// ---------------------------------------------------------------- steps
+
+fn steps_key(phase: StepPhase) -> &'static str {
+    match phase {
+        StepPhase::Deploy => "deploy_steps",
+        StepPhase::Clean => "clean_steps",
+        StepPhase::Service => "service_steps",
+        StepPhase::Verify => "verify_steps",
+    }
+}
+
+fn index_key(phase: StepPhase) -> &'static str {
+    match phase {
+        StepPhase::Deploy => "deploy_step_index",
+        StepPhase::Clean => "clean_step_index",
+        StepPhase::Service => "service_step_index",
+        StepPhase::Verify => "verify_step_index",
+    }
+}
+
+fn step_index(node: &Node, phase: StepPhase) -> Option<usize> {
+    node.driver_internal_info.get(index_key(phase)).and_then(Value::as_u64).map(|i| i as usize)
+}
+
+fn set_step_index(node: &mut Node, phase: StepPhase, index: usize) {
+    node.driver_internal_info.insert(index_key(phase).into(), Value::from(index));
+}
+
+fn start_steps(node: &mut Node, phase: StepPhase, steps: &[Step]) {
+    let list = serde_json::to_value(steps).unwrap_or(Value::Array(Vec::new()));
+    node.driver_internal_info.insert(steps_key(phase).into(), list);
+    set_step_index(node, phase, 0);
+}
+
+fn current_step_field(node: &mut Node, phase: StepPhase) -> &mut JsonObject {
+    match phase {
+        StepPhase::Deploy => &mut node.deploy_step,
+        StepPhase::Clean | StepPhase::Verify => &mut node.clean_step,
+        StepPhase::Service => &mut node.service_step,
+    }
+}
+
+fn parse_step(value: &Value) -> Result<Step, Failure> {
+    serde_json::from_value::<Step>(value.clone())
+        .map_err(|error| Failure::Failed(format!("Invalid step {value}: {error}")))
+}
+
+/// Steps a user listed (manual clean, service): run in the given order;
+/// each must exist on its interface (core steps always do).
+fn user_steps(
+    values: &[Value],
+    drivers: &DriverSet,
+    phase: StepPhase,
+) -> Result<Vec<Step>, Failure> {
+    let mut steps = Vec::with_capacity(values.len());
+    for value in values {
+        let mut step = parse_step(value)?;
+        step.priority = 0;
+        if !is_core_step(&step.step) {
+            let interface = drivers.interface(step.interface).ok_or_else(|| {
+                Failure::Failed(format!("The node has no {} interface", step.interface))
+            })?;
+            if !interface.accepts_step(phase, &step.step) {
+                return Err(Failure::Failed(format!(
+                    "No {} step \"{}\" on the {} interface of this node",
+                    phase_name(phase),
+                    step.step,
+                    step.interface
+                )));
+            }
+        }
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+fn phase_name(phase: StepPhase) -> &'static str {
+    match phase {
+        StepPhase::Deploy => "deploy",
+        StepPhase::Clean => "clean",
+        StepPhase::Service => "service",
+        StepPhase::Verify => "verify",
+    }
+}
+
+fn is_core_step(name: &str) -> bool {
+    matches!(name, "hold" | "wait" | "power_on" | "power_off" | "reboot")
+}
+
+/// Runs the steps stored on the node from its current index. Progress is
+/// written after each step so the API shows the current step.
+async fn run_steps(
+    inner: &Inner,
+    mut node: Node,
+    drivers: &DriverSet,
+    phase: StepPhase,
+) -> Result<(Node, Ending), Failure> {
+    let steps: Vec<Step> = node
+        .driver_internal_info
+        .get(steps_key(phase))
+        .cloned()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
+    let mut index = step_index(&node, phase).unwrap_or(0);
+    while index < steps.len() {
+        if *inner.shutdown.borrow() {
+            return Err(Failure::Failed("The conductor shut down during the operation".into()));
+        }
+        let step = &steps[index];
+        set_step_index(&mut node, phase, index);
+        *current_step_field(&mut node, phase) = serde_json::to_value(step)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let progress = node.clone();
+        record::update(&inner.store, node.uuid, |fresh| {
+            record::copy_driver_fields(&progress, fresh);
+            true
+        })
+        .await?;
+        let outcome = match step.step.as_str() {
+            "hold" => return Ok((node, Ending::Event(Event::Hold))),
+            "wait" => {
+                let seconds = step.args.get("seconds").and_then(Value::as_f64);
+                match seconds {
+                    Some(seconds) if (0.0..=86_400.0).contains(&seconds) => {
+                        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                        StepOutcome::Done
+                    }
+                    _ => return Ok((node, Ending::Event(Event::Hold))),
+                }
+            }
+            "power_on" | "power_off" | "reboot" => {
+                let target = match step.step.as_str() {
+                    "power_on" => PowerTarget::On,
+                    "power_off" => PowerTarget::Off,
+                    _ => PowerTarget::Reboot,
+                };
+                drivers
+                    .power
+                    .set_power_state(&node, target, Some(inner.config.power_state_change_timeout))
+                    .await
+                    .map_err(|e| failed(&format!("Step {} failed", step.step), e))?;
+                node.power_state = Some(target.resulting_state());
+                StepOutcome::Done
+            }
+            _ => {
+                let interface = drivers.interface(step.interface).ok_or_else(|| {
+                    Failure::Failed(format!("The node has no {} interface", step.interface))
+                })?;
+                interface.execute_step(&mut node, step).await.map_err(|error| {
+                    failed(
+                        &format!(
+                            "Node {} failed {} step {}.{}",
+                            node.uuid,
+                            phase_name(phase),
+                            step.interface,
+                            step.step
+                        ),
+                        error,
+                    )
+                })?
+            }
+        };
+        if outcome == StepOutcome::Wait {
+            return Ok((node, Ending::Event(Event::Wait)));
+        }
+        index += 1;
+    }
+    node.driver_internal_info.remove(steps_key(phase));
+    node.driver_internal_info.remove(index_key(phase));
+    *current_step_field(&mut node, phase) = JsonObject::new();
+    if phase == StepPhase::Deploy {
+        let drivers_power = drivers.power.clone();
+        if node.power_state != Some(PowerState::On) {
+            drivers_power
+                .set_power_state(
+                    &node,
+                    PowerTarget::On,
+                    Some(inner.config.power_state_change_timeout),
+                )
+                .await
+                .map_err(|e| failed("Failed to power on the deployed node", e))?;
+            node.power_state = Some(PowerState::On);
+        }
+    }
+    Ok((node, Ending::Event(Event::Done)))
+}

@@ -1,0 +1,275 @@
+//! `fake-hardware`: every interface succeeds without touching anything.
+//!
+//! Power state and boot device are kept on the node itself, so a fake node
+//! behaves consistently across conductor restarts. Each interface can be
+//! slowed down with `driver_info.fake_<interface>_delay` (seconds, or a
+//! `min:max` range picked at random per call) to model real hardware.
+
+use std::time::Duration;
+
+use ferric_types::{BootDevice, InterfaceKind, Node, PowerState, PowerTarget};
+use rand::Rng;
+use serde_json::Value;
+
+use crate::error::DriverError;
+use crate::interfaces::{
+    BootInterface, DeployInterface, InspectInterface, Interface, ManagementInterface,
+    NetworkInterface, PowerInterface, RescueInterface, StepOutcome,
+};
+use crate::steps::{Step, StepPhase};
+
+const BOOT_DEVICE_KEY: &str = "fake_boot_device";
+const BOOT_PERSISTENT_KEY: &str = "fake_boot_device_persistent";
+
+/// The delay configured for `kind` on this node, if any.
+pub fn configured_delay(node: &Node, kind: InterfaceKind) -> Result<Option<Duration>, DriverError> {
+    let key = format!("fake_{kind}_delay");
+    let invalid =
+        |reason: &str| DriverError::InvalidInfo { key: key.clone(), reason: reason.into() };
+    let seconds = match node.driver_info.get(&key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(number)) => number.as_f64().ok_or_else(|| invalid("not a number"))?,
+        Some(Value::String(text)) => match text.split_once(':') {
+            Some((low, high)) => {
+                let low: f64 = low.trim().parse().map_err(|_| invalid("expected MIN:MAX"))?;
+                let high: f64 = high.trim().parse().map_err(|_| invalid("expected MIN:MAX"))?;
+                if !(0.0..=high).contains(&low) {
+                    return Err(invalid("MIN must be between 0 and MAX"));
+                }
+                rand::thread_rng().gen_range(low..=high)
+            }
+            None => text.trim().parse().map_err(|_| invalid("expected seconds or MIN:MAX"))?,
+        },
+        Some(_) => return Err(invalid("expected seconds or MIN:MAX")),
+    };
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err(invalid("must be between 0 and 3600 seconds"));
+    }
+    Ok(Some(Duration::from_secs_f64(seconds)))
+}
+
+async fn pause(node: &Node, kind: InterfaceKind) -> Result<(), DriverError> {
+    if let Some(delay) = configured_delay(node, kind)? {
+        tokio::time::sleep(delay).await;
+    }
+    Ok(())
+}
+
+/// A fake implementation of one interface.
+#[derive(Debug, Clone, Copy)]
+pub struct Fake(pub InterfaceKind);
+
+#[async_trait::async_trait]
+impl Interface for Fake {
+    fn kind(&self) -> InterfaceKind {
+        self.0
+    }
+
+    fn validate(&self, node: &Node) -> Result<(), DriverError> {
+        configured_delay(node, self.0).map(|_| ())
+    }
+
+    fn properties(&self) -> Vec<(&'static str, &'static str)> {
+        vec![]
+    }
+
+    fn steps(&self, phase: StepPhase) -> Vec<Step> {
+        match (self.0, phase) {
+            (InterfaceKind::Deploy, StepPhase::Deploy) => {
+                vec![Step::new(InterfaceKind::Deploy, "deploy", 100)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Any step name is accepted: fake hardware does whatever it is asked.
+    fn accepts_step(&self, _phase: StepPhase, _name: &str) -> bool {
+        true
+    }
+
+    async fn execute_step(
+        &self,
+        node: &mut Node,
+        _step: &Step,
+    ) -> Result<StepOutcome, DriverError> {
+        pause(node, self.0).await?;
+        Ok(StepOutcome::Done)
+    }
+}
+
+#[async_trait::async_trait]
+impl PowerInterface for Fake {
+    async fn get_power_state(&self, node: &Node) -> Result<PowerState, DriverError> {
+        Ok(node.power_state.unwrap_or(PowerState::Off))
+    }
+
+    async fn set_power_state(
+        &self,
+        node: &Node,
+        _target: PowerTarget,
+        _timeout: Option<Duration>,
+    ) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Power).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ManagementInterface for Fake {
+    fn supported_boot_devices(&self, _node: &Node) -> Vec<BootDevice> {
+        vec![BootDevice::Pxe, BootDevice::Disk, BootDevice::Cdrom, BootDevice::Bios]
+    }
+
+    async fn get_boot_device(
+        &self,
+        node: &Node,
+    ) -> Result<(Option<BootDevice>, Option<bool>), DriverError> {
+        pause(node, InterfaceKind::Management).await?;
+        let device = node
+            .driver_internal_info
+            .get(BOOT_DEVICE_KEY)
+            .and_then(Value::as_str)
+            .and_then(BootDevice::parse)
+            .unwrap_or(BootDevice::Pxe);
+        let persistent =
+            node.driver_internal_info.get(BOOT_PERSISTENT_KEY).and_then(Value::as_bool);
+        Ok((Some(device), Some(persistent.unwrap_or(false))))
+    }
+
+    async fn set_boot_device(
+        &self,
+        node: &mut Node,
+        device: BootDevice,
+        persistent: bool,
+    ) -> Result<(), DriverError> {
+        if !self.supported_boot_devices(node).contains(&device) {
+            return Err(DriverError::Unsupported {
+                interface: InterfaceKind::Management,
+                operation: format!("boot device {device}"),
+            });
+        }
+        pause(node, InterfaceKind::Management).await?;
+        node.driver_internal_info.insert(BOOT_DEVICE_KEY.into(), device.as_str().into());
+        node.driver_internal_info.insert(BOOT_PERSISTENT_KEY.into(), persistent.into());
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl BootInterface for Fake {
+    async fn prepare_ramdisk(&self, node: &mut Node) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Boot).await
+    }
+    async fn clean_up_ramdisk(&self, _node: &mut Node) -> Result<(), DriverError> {
+        Ok(())
+    }
+    async fn prepare_instance(&self, node: &mut Node) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Boot).await
+    }
+    async fn clean_up_instance(&self, _node: &mut Node) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl DeployInterface for Fake {
+    async fn tear_down(&self, node: &mut Node) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Deploy).await
+    }
+}
+
+#[async_trait::async_trait]
+impl InspectInterface for Fake {
+    async fn inspect_hardware(&self, node: &mut Node) -> Result<StepOutcome, DriverError> {
+        pause(node, InterfaceKind::Inspect).await?;
+        Ok(StepOutcome::Done)
+    }
+}
+
+#[async_trait::async_trait]
+impl RescueInterface for Fake {
+    async fn rescue(&self, node: &mut Node) -> Result<StepOutcome, DriverError> {
+        pause(node, InterfaceKind::Rescue).await?;
+        Ok(StepOutcome::Done)
+    }
+    async fn unrescue(&self, node: &mut Node) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Rescue).await
+    }
+}
+
+/// The `noop` / `no-*` implementations: valid, no steps, nothing to do.
+/// Operations an optional interface cannot do report `Unsupported`.
+#[derive(Debug, Clone, Copy)]
+pub struct Noop(pub InterfaceKind);
+
+#[async_trait::async_trait]
+impl Interface for Noop {
+    fn kind(&self) -> InterfaceKind {
+        self.0
+    }
+    fn validate(&self, _node: &Node) -> Result<(), DriverError> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl NetworkInterface for Noop {}
+
+#[async_trait::async_trait]
+impl InspectInterface for Noop {
+    async fn inspect_hardware(&self, _node: &mut Node) -> Result<StepOutcome, DriverError> {
+        Err(DriverError::Unsupported { interface: self.0, operation: "inspection".into() })
+    }
+}
+
+#[async_trait::async_trait]
+impl RescueInterface for Noop {
+    async fn rescue(&self, _node: &mut Node) -> Result<StepOutcome, DriverError> {
+        Err(DriverError::Unsupported { interface: self.0, operation: "rescue".into() })
+    }
+    async fn unrescue(&self, _node: &mut Node) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported { interface: self.0, operation: "unrescue".into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferric_types::{HardwareType, ProvisionState};
+    use serde_json::json;
+
+    fn node_with(info: Value) -> Node {
+        let mut node =
+            Node::new(uuid::Uuid::new_v4(), HardwareType::FakeHardware, ProvisionState::Enroll);
+        node.driver_info = info.as_object().cloned().unwrap_or_default();
+        node
+    }
+
+    #[test]
+    fn delays_parse_and_reject_nonsense() {
+        let kind = InterfaceKind::Deploy;
+        assert_eq!(configured_delay(&node_with(json!({})), kind).expect("ok"), None);
+        assert_eq!(
+            configured_delay(&node_with(json!({"fake_deploy_delay": 0.5})), kind).expect("ok"),
+            Some(Duration::from_millis(500))
+        );
+        let ranged = configured_delay(&node_with(json!({"fake_deploy_delay": "0.1:0.2"})), kind)
+            .expect("ok")
+            .expect("some");
+        assert!(ranged >= Duration::from_millis(100) && ranged <= Duration::from_millis(200));
+        for bad in [json!("x"), json!("2:1"), json!(-1), json!([1])] {
+            assert!(configured_delay(&node_with(json!({"fake_deploy_delay": bad})), kind).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn fake_management_remembers_the_boot_device() {
+        let mut node = node_with(json!({}));
+        let fake = Fake(InterfaceKind::Management);
+        fake.set_boot_device(&mut node, BootDevice::Disk, true).await.expect("set");
+        assert_eq!(
+            fake.get_boot_device(&node).await.expect("get"),
+            (Some(BootDevice::Disk), Some(true))
+        );
+        assert!(fake.set_boot_device(&mut node, BootDevice::Wanboot, false).await.is_err());
+    }
+}

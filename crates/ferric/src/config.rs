@@ -1,0 +1,73 @@
+//! `ferric serve` settings: a TOML file, then `FERRIC_*` environment
+//! variables, then flags — each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub conductor: ConductorSection,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub listen: Option<SocketAddr>,
+    pub public_endpoint: Option<String>,
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConductorSection {
+    pub hostname: Option<String>,
+    pub conductor_group: Option<String>,
+    pub automated_clean: Option<bool>,
+    pub power_sync_interval_seconds: Option<u64>,
+    pub deploy_callback_timeout_seconds: Option<u64>,
+    pub clean_callback_timeout_seconds: Option<u64>,
+    pub workers: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/ferric`, else `./ferric-data`.
+pub fn default_data_dir() -> PathBuf {
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(base) if !base.is_empty() => PathBuf::from(base).join("ferric"),
+        _ => PathBuf::from("ferric-data"),
+    }
+}
+
+/// The SQLite URL for a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("ferric.db").display())
+}
+
+pub fn seconds(value: Option<u64>) -> Option<Duration> {
+    value.map(Duration::from_secs)
+}

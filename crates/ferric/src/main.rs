@@ -1,0 +1,165 @@
+//! The `ferric` binary. `ferric serve` runs the API and a conductor in one
+//! process on embedded SQLite (or PostgreSQL with `--database`).
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferric_api::{ApiConfig, ApiState};
+use ferric_conductor::{Conductor, ConductorConfig};
+use ferric_store::Store;
+
+#[derive(Parser)]
+#[command(name = "ferric", version, about = "Bare metal as a service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server and a conductor.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "FERRIC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for the API [default: 127.0.0.1:6385].
+    #[arg(long, env = "FERRIC_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where ferric keeps its data (the SQLite database) [default:
+    /// $XDG_DATA_HOME/ferric or ./ferric-data].
+    #[arg(long, env = "FERRIC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir].
+    #[arg(long, env = "FERRIC_DATABASE")]
+    database: Option<String>,
+    /// This conductor's hostname in the cluster [default: the machine's hostname].
+    #[arg(long, env = "FERRIC_HOSTNAME")]
+    hostname: Option<String>,
+    /// Base URL for links in API responses [default: from the request's Host].
+    #[arg(long, env = "FERRIC_PUBLIC_ENDPOINT")]
+    public_endpoint: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => config::FileConfig::load(path)?,
+        None => config::FileConfig::default(),
+    };
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(config::default_data_dir);
+    let database = match args.database.or(file.database.url) {
+        Some(url) => url,
+        None => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+            config::sqlite_url(&data_dir)
+        }
+    };
+    let listen =
+        args.listen.or(file.api.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6385)));
+
+    let store = Store::connect(&database).await.context("opening the database")?;
+    tracing::info!(backend = store.backend_name(), "database ready");
+
+    let mut conductor_config = ConductorConfig {
+        hostname: args.hostname.or(file.conductor.hostname).unwrap_or_else(machine_hostname),
+        conductor_group: file.conductor.conductor_group.unwrap_or_default(),
+        ..ConductorConfig::default()
+    };
+    if let Some(flag) = file.conductor.automated_clean {
+        conductor_config.automated_clean = flag;
+    }
+    if let Some(interval) = config::seconds(file.conductor.power_sync_interval_seconds) {
+        conductor_config.power_sync_interval = interval;
+    }
+    if let Some(timeout) = config::seconds(file.conductor.deploy_callback_timeout_seconds) {
+        conductor_config.deploy_callback_timeout = timeout;
+    }
+    if let Some(timeout) = config::seconds(file.conductor.clean_callback_timeout_seconds) {
+        conductor_config.clean_callback_timeout = timeout;
+    }
+    if let Some(workers) = file.conductor.workers {
+        conductor_config.workers = workers;
+    }
+    let heartbeat_timeout = conductor_config.heartbeat_timeout;
+    let conductor = Conductor::start(store.clone(), conductor_config)
+        .await
+        .context("starting the conductor")?;
+
+    let mut api_config = ApiConfig {
+        public_endpoint: args.public_endpoint.or(file.api.public_endpoint),
+        conductor_heartbeat_timeout: heartbeat_timeout,
+        ..ApiConfig::default()
+    };
+    if let Some(max) = file.api.max_body_bytes {
+        api_config.max_body_bytes = max;
+    }
+    let state = ApiState::new(store.clone(), Arc::new(conductor.clone()), api_config);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the API to {listen}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("ferric API listening on http://{bound}");
+    eprintln!("ferric API listening on http://{bound} (database: {})", store.backend_name());
+
+    ferric_api::serve(listener, state, shutdown_signal()).await.context("serving the API")?;
+    tracing::info!("shutting down");
+    conductor.shutdown().await;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
