@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -416,6 +417,10 @@ def main():
         drive_sdk(endpoint)
     except CheckFailed as failure:
         print(f"FAIL: {failure}", flush=True)
+        return 1
+    except Exception as error:  # e.g. an SDK HttpException: a 4xx/5xx reply
+        print(f"FAIL: unexpected {type(error).__name__}: {error}", flush=True)
+        traceback.print_exc(file=sys.stdout)
         return 1
     print("all client checks passed", flush=True)
     return 0

@@ -99,7 +99,7 @@ impl Filter {
     /// columns in `COALESCE`), or the row comparison would be unknown.
     pub(crate) fn after(&mut self, table: &str, sort: &str, dir: SortDir, marker_id: i64) {
         let op = match dir {
-            SortDir::Asc => ">=",
+            SortDir::Asc => ">",
             SortDir::Desc => "<",
         };
         let p = self.arg(marker_id);

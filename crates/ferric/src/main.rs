@@ -1,5 +1,6 @@
 //! The `ferric` binary. `ferric serve` runs the API and a conductor in one
-//! process on embedded SQLite (or PostgreSQL with `--database`).
+//! process on embedded SQLite (or PostgreSQL with `--database`); the other
+//! subcommands are the operator CLI (`ferric-cli`).
 
 mod config;
 
@@ -16,14 +17,22 @@ use ferric_store::Store;
 #[derive(Parser)]
 #[command(name = "ferric", version, about = "Bare metal as a service")]
 struct Cli {
+    #[command(flatten)]
+    options: ferric_cli::GlobalOptions,
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per process: the size difference between variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server and a conductor.
     Serve(ServeArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
+    #[command(flatten)]
+    Api(ferric_cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -49,7 +58,39 @@ struct ServeArgs {
     public_endpoint: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => run_server(args),
+        Command::Completion { shell } => {
+            print!(
+                "{}",
+                ferric_cli::completions(shell, &mut <Cli as clap::CommandFactory>::command())
+            );
+            Ok(())
+        }
+        Command::Api(command) => run_cli(&cli.options, command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(
+    options: &ferric_cli::GlobalOptions,
+    command: ferric_cli::Command,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let output = runtime.block_on(ferric_cli::execute(options, command))?;
+    print!("{output}");
+    Ok(())
+}
+
+fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -57,11 +98,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-    }
+    runtime.block_on(serve(args))
 }
 
 fn machine_hostname() -> String {

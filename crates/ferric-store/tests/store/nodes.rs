@@ -539,6 +539,7 @@ async fn list_sorts_and_pages(store: Store) {
                     if done || marker.is_none() {
                         break;
                     }
+                    assert!(walked.len() <= full.len(), "{key:?} {dir:?}: pages overlap");
                 }
                 assert_eq!(walked, full, "{key:?} {dir:?} limit {limit}");
             }

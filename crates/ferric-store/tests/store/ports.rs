@@ -182,6 +182,7 @@ async fn port_list_filters_and_pages(store: Store) {
                 }
                 marker = got.last().copied();
                 walked.extend(got);
+                assert!(walked.len() <= expected.len(), "{dir:?}: pages overlap");
             }
             assert_eq!(walked, expected, "{dir:?} limit {limit}");
         }
