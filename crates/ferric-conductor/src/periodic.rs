@@ -415,11 +415,8 @@ async fn sync_one(inner: &Arc<Inner>, node: Node) {
                 return;
             }
             let message = format!(
-                "During sync_power_state, max retries exceeded for node {}, node state {} does not \
-                 match expected state 'None'. Updating DB state to 'None' Switching node to \
-                 maintenance mode. Error: {error}",
-                node.uuid,
-                node.power_state.map_or("unknown", |s| s.as_str())
+                "Reading the power state failed {count} times in a row; the node is in \
+                 maintenance until its BMC answers again. Last error: {error}"
             );
             let result = record::update(&inner.store, node.uuid, |fresh| {
                 if fresh.reservation.is_some() || fresh.maintenance {

@@ -97,10 +97,27 @@ impl Interface for Fake {
     }
 }
 
+/// `driver_info.fake_bmc_unreachable = true` makes the fake BMC stop
+/// answering power calls, to exercise fleet behaviour (retries, maintenance
+/// on repeated failures, recovery) without real hardware.
+fn unreachable(node: &Node) -> Result<(), DriverError> {
+    match node.driver_info.get("fake_bmc_unreachable") {
+        Some(Value::Bool(true)) => {
+            Err(DriverError::Timeout(format!("fake BMC of node {} does not answer", node.uuid)))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[async_trait::async_trait]
 impl PowerInterface for Fake {
     async fn get_power_state(&self, node: &Node) -> Result<PowerState, DriverError> {
-        Ok(node.power_state.unwrap_or(PowerState::Off))
+        unreachable(node)?;
+        // A fake machine is on or off; "error" was only ever our view of it.
+        Ok(match node.power_state {
+            Some(PowerState::On) => PowerState::On,
+            _ => PowerState::Off,
+        })
     }
 
     async fn set_power_state(
@@ -109,6 +126,7 @@ impl PowerInterface for Fake {
         _target: PowerTarget,
         _timeout: Option<Duration>,
     ) -> Result<(), DriverError> {
+        unreachable(node)?;
         pause(node, InterfaceKind::Power).await
     }
 }

@@ -25,6 +25,9 @@ const WRITE_ATTEMPTS: usize = 5;
 /// Most traits a node may have (as in Ironic).
 const MAX_TRAITS: usize = 50;
 
+/// Longest maintenance reason accepted (ferric's own reasons quote errors).
+const MAX_REASON: usize = 4096;
+
 pub(super) fn not_found(ident: &str) -> ApiError {
     ApiError::NotFound(format!("Node {ident} could not be found."))
 }
@@ -78,7 +81,9 @@ async fn render(
 
 // ---------------------------------------------------------------- listing
 
-pub(super) fn parse_filters(params: &mut Params, ctx: &Ctx) -> ApiResult<NodeFilters> {
+/// Node filters from the query. `None` when a filter can match no node
+/// (an unknown driver name), so the listing is empty without a query.
+pub(super) fn parse_filters(params: &mut Params, ctx: &Ctx) -> ApiResult<Option<NodeFilters>> {
     let mut filters = NodeFilters {
         instance_uuid: params.take("instance_uuid"),
         associated: params.take_bool("associated")?,
@@ -92,11 +97,11 @@ pub(super) fn parse_filters(params: &mut Params, ctx: &Ctx) -> ApiResult<NodeFil
                 .ok_or_else(|| ApiError::bad(format!("Invalid provision state: {text}")))?,
         );
     }
+    let mut matches_nothing = false;
     if let Some(text) = params.take_since("driver", ctx, 16)? {
-        // An unknown driver simply matches nothing.
         match HardwareType::parse(&text) {
             Some(driver) => filters.driver = Some(driver),
-            None => filters.description_contains = Some("\u{0}no-such-driver".into()),
+            None => matches_nothing = true,
         }
     }
     filters.resource_class = params.take_since("resource_class", ctx, 21)?;
@@ -124,7 +129,7 @@ pub(super) fn parse_filters(params: &mut Params, ctx: &Ctx) -> ApiResult<NodeFil
         filters.include_children = Some(include_children.unwrap_or(false));
     }
     // `conductor` is computed, not stored: filtered after the query.
-    Ok(filters)
+    Ok((!matches_nothing).then_some(filters))
 }
 
 async fn list_nodes(
@@ -134,10 +139,7 @@ async fn list_nodes(
     force_detail: bool,
     chassis: Option<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    let mut filters = parse_filters(&mut params, ctx)?;
-    if chassis.is_some() {
-        filters.chassis_uuid = chassis;
-    }
+    let filters = parse_filters(&mut params, ctx)?;
     let conductor = params.take_since("conductor", ctx, 49)?;
     let listing = Listing::parse(&mut params, ctx, true)?;
     params.finish()?;
@@ -154,12 +156,20 @@ async fn list_nodes(
             ApiError::bad(format!("The sort_key value \"{key}\" is an invalid field for sorting"))
         })?,
     };
-    let query = NodeQuery { filters, sort_key, page: listing.page.clone() };
-    let nodes = match state.store.node_list(&query).await {
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::bad("The marker does not name an existing node"))
+    let nodes = match filters {
+        None => Vec::new(),
+        Some(mut filters) => {
+            if chassis.is_some() {
+                filters.chassis_uuid = chassis;
+            }
+            let query = NodeQuery { filters, sort_key, page: listing.page.clone() };
+            match state.store.node_list(&query).await {
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::bad("The marker does not name an existing node"))
+                }
+                other => other?,
+            }
         }
-        other => other?,
     };
     let snapshot = state.cluster.snapshot().await?;
     let default_fields: Vec<String> =
@@ -581,7 +591,7 @@ pub async fn update(
         assign(&state, &mut node, &after).await?;
         let fields = Fields(&after);
         let maintenance = fields.bool_or("maintenance", false)?;
-        node.maintenance_reason = fields.opt_string_max("maintenance_reason", 255)?;
+        node.maintenance_reason = fields.opt_string_max("maintenance_reason", MAX_REASON)?;
         if !maintenance {
             node.maintenance_reason = None;
             node.fault = None;
@@ -1026,7 +1036,7 @@ pub async fn set_maintenance(
                     return Err(ApiError::bad(format!("Unknown argument: \"{key}\"")));
                 }
             }
-            Fields(&map).opt_string_max("reason", 255)?
+            Fields(&map).opt_string_max("reason", MAX_REASON)?
         }
         Some(_) => return Err(ApiError::bad("The request body must be a JSON object")),
     };
