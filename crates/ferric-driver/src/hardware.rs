@@ -11,10 +11,12 @@ use crate::interfaces::{
     BootInterface, DeployInterface, InspectInterface, Interface, ManagementInterface,
     NetworkInterface, PowerInterface, RescueInterface,
 };
+use crate::ipmi::{IpmiManagement, IpmiPower};
 use crate::steps::{Step, StepPhase};
 
 /// The hardware types this build can drive.
-pub const SUPPORTED_HARDWARE_TYPES: [HardwareType; 1] = [HardwareType::FakeHardware];
+pub const SUPPORTED_HARDWARE_TYPES: [HardwareType; 2] =
+    [HardwareType::FakeHardware, HardwareType::Ipmi];
 
 /// What `hardware_type` supports per interface; the first entry is the default.
 pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSupport> {
@@ -36,8 +38,27 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Storage, vec![I::Noop, I::Fake]),
             (K::Vendor, vec![I::NoVendor, I::Fake]),
         ],
+        // Real power and management over IPMI. Boot and deploy stay fake
+        // until ferric has PXE/iPXE boot and the agent deploy: such a node
+        // can be powered and its boot device set, but "deploying" it writes
+        // nothing.
+        HardwareType::Ipmi => vec![
+            (K::Bios, vec![I::NoBios]),
+            (K::Boot, vec![I::Fake]),
+            (K::Console, vec![I::NoConsole]),
+            (K::Deploy, vec![I::Fake]),
+            (K::Firmware, vec![I::NoFirmware]),
+            (K::Inspect, vec![I::NoInspect]),
+            (K::Management, vec![I::Ipmitool]),
+            (K::Network, vec![I::Noop]),
+            (K::Power, vec![I::Ipmitool]),
+            (K::Raid, vec![I::NoRaid]),
+            (K::Rescue, vec![I::NoRescue]),
+            (K::Storage, vec![I::Noop]),
+            (K::Vendor, vec![I::NoVendor]),
+        ],
         // Not drivable by this build yet: registered by no conductor.
-        HardwareType::Ipmi | HardwareType::Redfish | HardwareType::ManualManagement => vec![],
+        HardwareType::Redfish | HardwareType::ManualManagement => vec![],
     };
     table
         .into_iter()
@@ -46,6 +67,22 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             Some(InterfaceSupport { hardware_type, interface, enabled, default })
         })
         .collect()
+}
+
+/// Whether `implementation` is a do-nothing one (`noop`, `no-*`).
+fn is_noop(implementation: InterfaceImpl) -> bool {
+    use InterfaceImpl as I;
+    matches!(
+        implementation,
+        I::Noop
+            | I::NoBios
+            | I::NoConsole
+            | I::NoFirmware
+            | I::NoInspect
+            | I::NoRaid
+            | I::NoRescue
+            | I::NoVendor
+    )
 }
 
 /// The interface objects for one node, built from its chosen implementations.
@@ -67,6 +104,15 @@ impl DriverSet {
     /// gets its hardware type's default.
     pub fn load(node: &Node) -> Result<DriverSet, DriverError> {
         let support = hardware_type_support(node.driver);
+        // No implementation of that name for this hardware type (or, for a
+        // name the support table lists, none in this build).
+        let missing = |kind: InterfaceKind, implementation: InterfaceImpl| {
+            DriverError::UnsupportedImplementation {
+                hardware_type: node.driver,
+                interface: kind,
+                implementation,
+            }
+        };
         let choose = |kind: InterfaceKind| -> Result<InterfaceImpl, DriverError> {
             let entry = support.iter().find(|entry| entry.interface == kind).ok_or(
                 DriverError::Unsupported {
@@ -78,47 +124,42 @@ impl DriverSet {
             if entry.enabled.contains(&chosen) {
                 Ok(chosen)
             } else {
-                Err(DriverError::UnsupportedImplementation {
-                    hardware_type: node.driver,
-                    interface: kind,
-                    implementation: chosen,
-                })
+                Err(missing(kind, chosen))
             }
         };
-        let is_fake = |kind| choose(kind).map(|chosen| chosen == InterfaceImpl::Fake);
-        // Only fake and no-op implementations exist so far; the table above
-        // guarantees every chosen implementation is one of them.
-        macro_rules! pick {
-            ($kind:expr) => {
-                if is_fake($kind)? {
-                    Arc::new(Fake($kind)) as _
-                } else {
-                    Arc::new(Noop($kind)) as _
-                }
-            };
-        }
-        let power: Arc<dyn PowerInterface> = {
-            choose(InterfaceKind::Power)?;
-            Arc::new(Fake(InterfaceKind::Power))
+        // The implementation object for each chosen implementation name.
+        let power: Arc<dyn PowerInterface> = match choose(InterfaceKind::Power)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Power)),
+            InterfaceImpl::Ipmitool => Arc::new(IpmiPower),
+            other => return Err(missing(InterfaceKind::Power, other)),
         };
-        let management: Arc<dyn ManagementInterface> = {
-            choose(InterfaceKind::Management)?;
-            Arc::new(Fake(InterfaceKind::Management))
+        let management: Arc<dyn ManagementInterface> = match choose(InterfaceKind::Management)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Management)),
+            InterfaceImpl::Ipmitool => Arc::new(IpmiManagement),
+            other => return Err(missing(InterfaceKind::Management, other)),
         };
-        let boot: Arc<dyn BootInterface> = {
-            choose(InterfaceKind::Boot)?;
-            Arc::new(Fake(InterfaceKind::Boot))
+        let boot: Arc<dyn BootInterface> = match choose(InterfaceKind::Boot)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Boot)),
+            other => return Err(missing(InterfaceKind::Boot, other)),
         };
-        let deploy: Arc<dyn DeployInterface> = {
-            choose(InterfaceKind::Deploy)?;
-            Arc::new(Fake(InterfaceKind::Deploy))
+        let deploy: Arc<dyn DeployInterface> = match choose(InterfaceKind::Deploy)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Deploy)),
+            other => return Err(missing(InterfaceKind::Deploy, other)),
         };
-        let network: Arc<dyn NetworkInterface> = {
-            choose(InterfaceKind::Network)?;
-            Arc::new(Noop(InterfaceKind::Network))
+        let network: Arc<dyn NetworkInterface> = match choose(InterfaceKind::Network)? {
+            chosen if is_noop(chosen) => Arc::new(Noop(InterfaceKind::Network)),
+            other => return Err(missing(InterfaceKind::Network, other)),
         };
-        let inspect: Arc<dyn InspectInterface> = pick!(InterfaceKind::Inspect);
-        let rescue: Arc<dyn RescueInterface> = pick!(InterfaceKind::Rescue);
+        let inspect: Arc<dyn InspectInterface> = match choose(InterfaceKind::Inspect)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Inspect)),
+            chosen if is_noop(chosen) => Arc::new(Noop(InterfaceKind::Inspect)),
+            other => return Err(missing(InterfaceKind::Inspect, other)),
+        };
+        let rescue: Arc<dyn RescueInterface> = match choose(InterfaceKind::Rescue)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Rescue)),
+            chosen if is_noop(chosen) => Arc::new(Noop(InterfaceKind::Rescue)),
+            other => return Err(missing(InterfaceKind::Rescue, other)),
+        };
         let mut others: Vec<Arc<dyn Interface>> = Vec::new();
         for kind in [
             InterfaceKind::Bios,
@@ -128,7 +169,11 @@ impl DriverSet {
             InterfaceKind::Storage,
             InterfaceKind::Vendor,
         ] {
-            others.push(pick!(kind));
+            others.push(match choose(kind)? {
+                InterfaceImpl::Fake => Arc::new(Fake(kind)),
+                chosen if is_noop(chosen) => Arc::new(Noop(kind)),
+                other => return Err(missing(kind, other)),
+            });
         }
         Ok(DriverSet { power, management, boot, deploy, network, inspect, rescue, others })
     }
@@ -179,8 +224,44 @@ mod tests {
     }
 
     #[test]
-    fn every_interface_has_a_default_for_fake_hardware() {
-        let support = hardware_type_support(HardwareType::FakeHardware);
-        assert_eq!(support.len(), InterfaceKind::ALL.len());
+    fn every_interface_has_a_default_for_supported_types() {
+        for hardware_type in SUPPORTED_HARDWARE_TYPES {
+            let support = hardware_type_support(hardware_type);
+            assert_eq!(support.len(), InterfaceKind::ALL.len(), "{hardware_type}");
+        }
+    }
+
+    #[test]
+    fn every_supported_choice_loads() {
+        for hardware_type in SUPPORTED_HARDWARE_TYPES {
+            for entry in hardware_type_support(hardware_type) {
+                for implementation in entry.enabled {
+                    let mut node =
+                        Node::new(uuid::Uuid::new_v4(), hardware_type, ProvisionState::Enroll);
+                    node.interfaces.set(entry.interface, implementation);
+                    let set = DriverSet::load(&node).unwrap_or_else(|error| {
+                        panic!("{hardware_type} {} {implementation:?}: {error}", entry.interface)
+                    });
+                    assert_eq!(set.all().len(), 13);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipmi_loads_ipmi_power_and_management() {
+        let mut node = Node::new(uuid::Uuid::new_v4(), HardwareType::Ipmi, ProvisionState::Enroll);
+        let set = DriverSet::load(&node).expect("load");
+        assert!(set.power.properties().iter().any(|(key, _)| *key == "ipmi_address"));
+        assert!(set.management.properties().iter().any(|(key, _)| *key == "ipmi_password"));
+        assert!(matches!(
+            set.power.validate(&node),
+            Err(DriverError::MissingInfo { keys }) if keys == ["ipmi_address"]
+        ));
+        node.interfaces.set(InterfaceKind::Power, InterfaceImpl::Fake);
+        assert!(matches!(
+            DriverSet::load(&node),
+            Err(DriverError::UnsupportedImplementation { interface: InterfaceKind::Power, .. })
+        ));
     }
 }

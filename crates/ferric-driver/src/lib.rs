@@ -11,11 +11,15 @@
 //! succeeds, optionally after a delay (`fake_<interface>_delay` in
 //! `driver_info`, seconds or `min:max`), which makes it the workload for
 //! benchmarks and a safe way to try the API.
+//!
+//! The `ipmi` hardware type's power and management interfaces ([`ipmi`])
+//! speak IPMI 2.0 over LAN natively through `ferric-ipmi`.
 
 pub mod error;
 pub mod fake;
 pub mod hardware;
 pub mod interfaces;
+pub mod ipmi;
 pub mod steps;
 
 pub use error::DriverError;
