@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub alive: BTreeMap<String, String>,
     /// What alive conductors registered.
     pub support: Vec<(String, InterfaceSupport)>,
+    /// Bumped whenever `alive` or `support` changes (cache keys use it).
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -119,7 +121,14 @@ impl Cluster {
         if cached.0.is_some_and(|at| at.elapsed() < REFRESH) {
             return Ok(cached.1.clone());
         }
-        let snapshot = Arc::new(self.load().await?);
+        let mut fresh = self.load().await?;
+        let previous = &cached.1;
+        fresh.generation = if fresh.alive == previous.alive && fresh.support == previous.support {
+            previous.generation
+        } else {
+            previous.generation + 1
+        };
+        let snapshot = Arc::new(fresh);
         *cached = (Some(Instant::now()), snapshot.clone());
         Ok(snapshot)
     }
@@ -143,6 +152,6 @@ impl Cluster {
             .map(|c| (c.hostname, c.conductor_group))
             .collect();
         let support = self.store.hardware_interfaces().await?;
-        Ok(Snapshot { alive, support })
+        Ok(Snapshot { alive, support, generation: 0 })
     }
 }

@@ -209,6 +209,26 @@ impl Listing {
         })
     }
 
+    /// The `next` link for a page of `count` items ending at `last_marker`,
+    /// if the page is full.
+    pub fn next_link(
+        &self,
+        ctx: &Ctx,
+        resource_path: &str,
+        count: usize,
+        last_marker: Option<String>,
+    ) -> Option<String> {
+        if (count as u64) < u64::from(self.limit) {
+            return None;
+        }
+        let marker = last_marker?;
+        let mut query = self.carried.clone();
+        query.push(("limit".into(), self.limit.to_string()));
+        query.push(("marker".into(), marker));
+        let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
+        Some(format!("{}/v1/{resource_path}?{encoded}", ctx.base_url))
+    }
+
     /// Adds `next` to a collection body when the page is full.
     pub fn finish_collection(
         &self,
@@ -218,18 +238,11 @@ impl Listing {
         items: Vec<Value>,
         last_marker: Option<String>,
     ) -> Value {
-        let full = items.len() as u64 >= u64::from(self.limit);
+        let next = self.next_link(ctx, resource_path, items.len(), last_marker);
         let mut body = serde_json::Map::new();
         body.insert(key.to_owned(), Value::Array(items));
-        if let (true, Some(marker)) = (full, last_marker) {
-            let mut query = self.carried.clone();
-            query.push(("limit".into(), self.limit.to_string()));
-            query.push(("marker".into(), marker));
-            let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
-            body.insert(
-                "next".into(),
-                Value::String(format!("{}/v1/{resource_path}?{encoded}", ctx.base_url)),
-            );
+        if let Some(next) = next {
+            body.insert("next".into(), Value::String(next));
         }
         Value::Object(body)
     }

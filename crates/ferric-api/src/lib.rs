@@ -9,6 +9,7 @@
 //! Errors become HTTP in one place ([`error`]). **Invariant:** this crate
 //! never links a driver.
 
+pub mod cache;
 pub mod cluster;
 pub mod ctx;
 pub mod error;
@@ -40,6 +41,8 @@ pub struct ApiConfig {
     pub conductor_heartbeat_timeout: Duration,
     /// Whether `available` nodes may be deleted (Ironic's default: yes).
     pub allow_deleting_available_nodes: bool,
+    /// How many rendered node views to keep (see [`cache`]).
+    pub view_cache_entries: usize,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +52,7 @@ impl Default for ApiConfig {
             max_body_bytes: 8 * 1024 * 1024,
             conductor_heartbeat_timeout: Duration::from_secs(60),
             allow_deleting_available_nodes: true,
+            view_cache_entries: 50_000,
         }
     }
 }
@@ -60,12 +64,15 @@ pub struct ApiState {
     pub conductor: Arc<dyn ConductorApi>,
     pub config: Arc<ApiConfig>,
     pub cluster: Arc<Cluster>,
+    /// Rendered node JSON by node version.
+    pub views: Arc<cache::ViewCache>,
 }
 
 impl ApiState {
     pub fn new(store: Store, conductor: Arc<dyn ConductorApi>, config: ApiConfig) -> Self {
         let cluster = Arc::new(Cluster::new(store.clone(), config.conductor_heartbeat_timeout));
-        Self { store, conductor, config: Arc::new(config), cluster }
+        let views = Arc::new(cache::ViewCache::new(config.view_cache_entries));
+        Self { store, conductor, config: Arc::new(config), cluster, views }
     }
 }
 

@@ -22,8 +22,12 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per SQLite file: readers run in parallel under WAL; writers
-/// queue on SQLite's lock (see the busy timeout).
-const SQLITE_POOL_SIZE: u32 = 8;
+/// queue on SQLite's lock (see the busy timeout). Each connection has its own
+/// page cache and worker thread, so more than a few costs memory for nothing
+/// on the small machines a lab runs on.
+const SQLITE_POOL_SIZE: u32 = 4;
+/// Page cache per SQLite connection, in KiB (SQLite's default is 2 MiB).
+const SQLITE_CACHE_KIB: i64 = 1024;
 const POSTGRES_POOL_SIZE: u32 = 16;
 /// How long an SQLite writer waits for another writer's lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,7 +50,8 @@ pub(crate) async fn connect(url: &str) -> Result<Backend> {
             .map_err(StoreError::Database)?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"));
         let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         if in_memory {
             // One connection that never closes: an in-memory database lives

@@ -152,6 +152,69 @@ impl Store {
         tx.commit().await.map_err(StoreError::Database)
     }
 
+    /// Like [`Store::node_list`], but only each node's `(uuid, version)`:
+    /// cheap enough to run on every listing, so that callers can serve
+    /// unchanged nodes from a cache keyed by version.
+    pub async fn node_list_versions(&self, query: &NodeQuery) -> Result<Vec<(Uuid, i64)>> {
+        let mut filter = sql::node_filter(&query.filters, self.dialect());
+        let sort = sql::node_sort(query.sort_key);
+        if let Some(marker) = query.page.marker {
+            let id = self.marker_id("nodes", "uuid", &marker.to_string()).await?;
+            filter.after("nodes", sort, query.page.sort_dir, id);
+        }
+        let sql = filter.into_sql(
+            "SELECT uuid, version FROM nodes",
+            sort,
+            query.page.sort_dir,
+            query.page.limit,
+        );
+        let rows: Vec<(String, i64)> = self.fetch_all(sql).await?;
+        rows.into_iter()
+            .map(|(uuid, version)| {
+                Uuid::parse_str(&uuid).map(|uuid| (uuid, version)).map_err(|err| {
+                    StoreError::Corrupt { what: "node uuid", detail: err.to_string() }
+                })
+            })
+            .collect()
+    }
+
+    /// The `(uuid, version)` of one node, by UUID or name.
+    pub async fn node_version(&self, ident: &NodeIdent) -> Result<(Uuid, i64)> {
+        let (column, value) = match ident {
+            NodeIdent::Uuid(uuid) => ("uuid", uuid.to_string()),
+            NodeIdent::Name(name) => ("name", name.clone()),
+        };
+        let sql = Sql::new(
+            format!("SELECT uuid, version FROM nodes WHERE {column} = $1"),
+            vec![value.as_str().into()],
+        );
+        let row: Option<(String, i64)> = self.fetch_optional(sql).await?;
+        let (uuid, version) =
+            row.ok_or_else(|| StoreError::NotFound { kind: "node", ident: value.clone() })?;
+        let uuid = Uuid::parse_str(&uuid)
+            .map_err(|err| StoreError::Corrupt { what: "node uuid", detail: err.to_string() })?;
+        Ok((uuid, version))
+    }
+
+    /// The nodes with these UUIDs (in no particular order; missing ones are
+    /// left out).
+    pub async fn node_get_many(&self, uuids: &[Uuid]) -> Result<Vec<Node>> {
+        let mut nodes = Vec::with_capacity(uuids.len());
+        for chunk in uuids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let values = chunk.iter().map(|uuid| uuid.to_string().into()).collect();
+            let sql = Sql::new(
+                format!("{} WHERE uuid IN ({})", select::<NodeRow>(), placeholders.join(", ")),
+                values,
+            );
+            let rows: Vec<NodeRow> = self.fetch_all(sql).await?;
+            for row in rows {
+                nodes.push(row.into_node()?);
+            }
+        }
+        Ok(nodes)
+    }
+
     pub async fn node_list(&self, query: &NodeQuery) -> Result<Vec<Node>> {
         let filter = sql::node_filter(&query.filters, self.dialect());
         let rows: Vec<NodeRow> =

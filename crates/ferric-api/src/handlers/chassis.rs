@@ -155,7 +155,7 @@ pub async fn nodes(
     ctx: Ctx,
     Path(ident): Path<String>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let chassis = load(&state, &ident).await?;
     nodes::list_of_chassis(&state, &ctx, params, chassis.uuid, false).await
 }
@@ -165,7 +165,7 @@ pub async fn nodes_detail(
     ctx: Ctx,
     Path(ident): Path<String>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let chassis = load(&state, &ident).await?;
     nodes::list_of_chassis(&state, &ctx, params, chassis.uuid, true).await
 }

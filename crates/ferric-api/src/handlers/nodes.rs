@@ -13,6 +13,7 @@ use ferric_types::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::cache::{Shape, Variant};
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, Fields};
@@ -138,7 +139,7 @@ async fn list_nodes(
     mut params: Params,
     force_detail: bool,
     chassis: Option<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let filters = parse_filters(&mut params, ctx)?;
     let conductor = params.take_since("conductor", ctx, 49)?;
     let listing = Listing::parse(&mut params, ctx, true)?;
@@ -156,12 +157,24 @@ async fn list_nodes(
             ApiError::bad(format!("The sort_key value \"{key}\" is an invalid field for sorting"))
         })?,
     };
+    let path = match chassis {
+        Some(chassis) => format!("chassis/{chassis}/nodes"),
+        None if force_detail => "nodes/detail".to_owned(),
+        None => "nodes".to_owned(),
+    };
+    let filters = filters.map(|mut filters| {
+        if chassis.is_some() {
+            filters.chassis_uuid = chassis;
+        }
+        filters
+    });
+    let shape = if detail { Shape::Full } else { Shape::ListDefault };
+    if listing.fields.is_none() && conductor.is_none() {
+        return list_cached(state, ctx, filters, sort_key, &listing, shape, &path).await;
+    }
     let nodes = match filters {
         None => Vec::new(),
-        Some(mut filters) => {
-            if chassis.is_some() {
-                filters.chassis_uuid = chassis;
-            }
+        Some(filters) => {
             let query = NodeQuery { filters, sort_key, page: listing.page.clone() };
             match state.store.node_list(&query).await {
                 Err(StoreError::NotFound { .. }) => {
@@ -172,13 +185,6 @@ async fn list_nodes(
         }
     };
     let snapshot = state.cluster.snapshot().await?;
-    let default_fields: Vec<String> =
-        view::NODE_LIST_FIELDS.iter().map(|f| (*f).to_owned()).collect();
-    let fields: Option<&[String]> = match (&listing.fields, detail) {
-        (Some(fields), _) => Some(fields),
-        (None, true) => None,
-        (None, false) => Some(&default_fields),
-    };
     let mut items = Vec::with_capacity(nodes.len());
     for node in &nodes {
         let owner = snapshot.owner(node);
@@ -187,31 +193,116 @@ async fn list_nodes(
                 continue;
             }
         }
-        let mut item = view::node(node, ctx, owner.as_deref(), fields);
-        if !detail && listing.fields.is_none() {
-            if let Some(map) = item.as_object_mut() {
-                // A plain listing shows the default fields and `links` only.
-                map.retain(|key, _| {
-                    key == "links" || view::NODE_LIST_FIELDS.contains(&key.as_str())
-                });
-            }
-        }
-        items.push(item);
+        items.push(match &listing.fields {
+            Some(fields) => view::node(node, ctx, owner.as_deref(), Some(fields)),
+            None => shaped_view(node, ctx, owner.as_deref(), shape),
+        });
     }
     let marker = nodes.last().map(|node| node.uuid.to_string());
-    let path = match chassis {
-        Some(chassis) => format!("chassis/{chassis}/nodes"),
-        None if force_detail => "nodes/detail".to_owned(),
-        None => "nodes".to_owned(),
-    };
-    Ok(Json(listing.finish_collection(ctx, &path, "nodes", items, marker)))
+    Ok(Json(listing.finish_collection(ctx, &path, "nodes", items, marker)).into_response())
 }
 
-pub async fn list(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Json<Value>> {
+/// A node's JSON in one of the cacheable shapes.
+fn shaped_view(node: &Node, ctx: &Ctx, owner: Option<&str>, shape: Shape) -> Value {
+    match shape {
+        Shape::Full => view::node(node, ctx, owner, None),
+        Shape::ListDefault => {
+            let defaults: Vec<String> =
+                view::NODE_LIST_FIELDS.iter().map(|field| (*field).to_owned()).collect();
+            view::node(node, ctx, owner, Some(&defaults))
+        }
+    }
+}
+
+fn render_bytes(node: &Node, ctx: &Ctx, owner: Option<&str>, shape: Shape) -> bytes::Bytes {
+    bytes::Bytes::from(
+        serde_json::to_vec(&shaped_view(node, ctx, owner, shape)).unwrap_or_default(),
+    )
+}
+
+fn variant_for(ctx: &Ctx, snapshot: &crate::cluster::Snapshot) -> Variant {
+    Variant {
+        minor: ctx.version.0,
+        base_url: ctx.base_url.as_str().into(),
+        cluster_generation: snapshot.generation,
+    }
+}
+
+/// A listing served from the view cache: one cheap `(uuid, version)` query,
+/// then only nodes that changed since they were last rendered are loaded.
+async fn list_cached(
+    state: &ApiState,
+    ctx: &Ctx,
+    filters: Option<NodeFilters>,
+    sort_key: NodeSortKey,
+    listing: &Listing,
+    shape: Shape,
+    path: &str,
+) -> ApiResult<Response> {
+    let keys = match filters {
+        None => Vec::new(),
+        Some(filters) => {
+            let query = NodeQuery { filters, sort_key, page: listing.page.clone() };
+            match state.store.node_list_versions(&query).await {
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::bad("The marker does not name an existing node"))
+                }
+                other => other?,
+            }
+        }
+    };
+    let snapshot = state.cluster.snapshot().await?;
+    let variant = variant_for(ctx, &snapshot);
+    let mut parts: Vec<Option<bytes::Bytes>> = keys
+        .iter()
+        .map(|(uuid, version)| state.views.get(*uuid, shape, *version, &variant))
+        .collect();
+    let missing: Vec<Uuid> = keys
+        .iter()
+        .zip(&parts)
+        .filter(|(_, part)| part.is_none())
+        .map(|((uuid, _), _)| *uuid)
+        .collect();
+    if !missing.is_empty() {
+        let loaded: std::collections::HashMap<Uuid, Node> = state
+            .store
+            .node_get_many(&missing)
+            .await?
+            .into_iter()
+            .map(|node| (node.uuid, node))
+            .collect();
+        for ((uuid, _), part) in keys.iter().zip(parts.iter_mut()) {
+            if part.is_some() {
+                continue;
+            }
+            // A node deleted between the two queries is simply left out.
+            if let Some(node) = loaded.get(uuid) {
+                let json = render_bytes(node, ctx, snapshot.owner(node).as_deref(), shape);
+                state.views.put(node.uuid, shape, node.version, &variant, json.clone());
+                *part = Some(json);
+            }
+        }
+    }
+    let size = parts.iter().flatten().map(|part| part.len() + 1).sum::<usize>() + 256;
+    let mut body: Vec<u8> = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"nodes\":[");
+    for (index, part) in parts.iter().flatten().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(part);
+    }
+    body.push(b']');
+    let last = keys.last().map(|(uuid, _)| uuid.to_string());
+    if let Some(next) = listing.next_link(ctx, path, keys.len(), last) {
+        body.extend_from_slice(b",\"next\":");
+        body.extend_from_slice(&serde_json::to_vec(&next).unwrap_or_default());
+    }
+    body.push(b'}');
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+pub async fn list(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Response> {
     list_nodes(&state, &ctx, params, false, None).await
 }
 
@@ -219,7 +310,7 @@ pub async fn list_detail(
     State(state): State<ApiState>,
     ctx: Ctx,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list_nodes(&state, &ctx, params, true, None).await
 }
 
@@ -229,7 +320,7 @@ pub(super) async fn list_of_chassis(
     params: Params,
     chassis: Uuid,
     detail: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list_nodes(state, ctx, params, detail, Some(chassis)).await
 }
 
@@ -238,16 +329,38 @@ pub async fn show(
     ctx: Ctx,
     Path(ident): Path<String>,
     mut params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields: Option<Vec<String>> = params
         .take_since("fields", &ctx, 8)?
         .map(|text| text.split(',').map(|f| f.trim().to_owned()).collect());
     params.finish()?;
     if let Some(fields) = &fields {
         view::check_fields(fields, view::NODE_FIELDS, &ctx)?;
+        let node = load(&state, &ident).await?;
+        return Ok(Json(render(&state, &ctx, &node, Some(fields)).await?).into_response());
     }
-    let node = load(&state, &ident).await?;
-    Ok(Json(render(&state, &ctx, &node, fields.as_deref()).await?))
+    // Served from the view cache when the node has not changed.
+    let (uuid, version) = match state.store.node_version(&NodeIdent::parse(&ident)).await {
+        Ok(key) => key,
+        Err(StoreError::NotFound { .. }) => return Err(not_found(&ident)),
+        Err(other) => return Err(other.into()),
+    };
+    let snapshot = state.cluster.snapshot().await?;
+    let variant = variant_for(&ctx, &snapshot);
+    let json = match state.views.get(uuid, Shape::Full, version, &variant) {
+        Some(json) => json,
+        None => {
+            let node = match state.store.node_get_by_uuid(uuid).await {
+                Ok(node) => node,
+                Err(StoreError::NotFound { .. }) => return Err(not_found(&ident)),
+                Err(other) => return Err(other.into()),
+            };
+            let json = render_bytes(&node, &ctx, snapshot.owner(&node).as_deref(), Shape::Full);
+            state.views.put(node.uuid, Shape::Full, node.version, &variant, json.clone());
+            json
+        }
+    };
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 // ---------------------------------------------------------------- create / patch
@@ -654,6 +767,7 @@ pub async fn delete(
         )));
     }
     state.store.node_delete(node.uuid).await?;
+    state.views.forget(node.uuid);
     Ok(StatusCode::NO_CONTENT)
 }
 
