@@ -1,0 +1,1 @@
+//! A DHCPv4 server for network boot, part of ferric's boot infrastructure.
