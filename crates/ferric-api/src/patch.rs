@@ -171,6 +171,52 @@ mod tests {
         assert_eq!(removed["name"], Value::Null);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_patches_never_panic(ops in arbitrary_json(3)) {
+            let _ = apply(&doc(), &ops, PATCHABLE, KNOWN);
+        }
+    }
+
+    fn arbitrary_json(depth: u32) -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("add".to_owned()),
+                Just("remove".to_owned()),
+                Just("replace".to_owned()),
+                Just("/name".to_owned()),
+                Just("/extra/k".to_owned()),
+                Just("/extra/-".to_owned()),
+                Just("/driver_info/~1x".to_owned()),
+                Just("op".to_owned()),
+                Just("path".to_owned()),
+                Just("value".to_owned()),
+                ".{0,8}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("op".to_owned()),
+                        Just("path".to_owned()),
+                        Just("value".to_owned()),
+                        ".{0,4}"
+                    ],
+                    inner,
+                    0..4,
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
     #[test]
     fn bad_patches_are_400() {
         for ops in [
