@@ -15,12 +15,8 @@ pub enum ClientError {
     #[error("{message} (HTTP {status})")]
     Api { status: u16, message: String },
     /// The server could not be reached.
-    #[error("cannot reach the ferric API at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    #[error("cannot reach the ferric API at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     /// The answer was not what an API answers.
     #[error("unexpected response from {url}: {detail}")]
     Protocol { url: String, detail: String },
@@ -81,12 +77,12 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+            .map_err(|error| unreachable(&url, &error))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+            .map_err(|error| unreachable(&url, &error))?;
         if !status.is_success() {
             return Err(ClientError::Api {
                 status: status.as_u16(),
@@ -135,6 +131,16 @@ impl Client {
         }
         Ok(items)
     }
+}
+
+/// The root cause of a transport error ("Connection refused (os error 111)"),
+/// without reqwest's repetition of the URL at every level.
+fn unreachable(url: &str, error: &reqwest::Error) -> ClientError {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    ClientError::Unreachable { url: url.to_owned(), reason: cause.to_string() }
 }
 
 /// The human message inside Ironic's error envelope.

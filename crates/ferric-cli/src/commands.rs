@@ -638,7 +638,11 @@ async fn node(
             }
             let encoded: Vec<String> =
                 query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-            let path = format!("/v1/nodes?{}", encoded.join("&"));
+            let path = if encoded.is_empty() {
+                "/v1/nodes".to_owned()
+            } else {
+                format!("/v1/nodes?{}", encoded.join("&"))
+            };
             let columns: Vec<Column> = shown.iter().map(|field| Column::new(field)).collect();
             let fetch = || async {
                 if limit.is_some() {

@@ -18,7 +18,21 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     #[serde(default)]
     pub conductor: ConductorSection,
+    #[serde(default)]
+    pub boot: BootSection,
     pub data_dir: Option<PathBuf>,
+}
+
+/// Boot services; all off unless an address is given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootSection {
+    pub tftp_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub interface: Option<String>,
+    pub root: Option<PathBuf>,
+    pub api_url: Option<String>,
+    pub kernel_append: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

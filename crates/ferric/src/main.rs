@@ -2,6 +2,7 @@
 //! process on embedded SQLite (or PostgreSQL with `--database`); the other
 //! subcommands are the operator CLI (`ferric-cli`).
 
+mod boot;
 mod config;
 
 use std::net::SocketAddr;
@@ -56,6 +57,21 @@ struct ServeArgs {
     /// Base URL for links in API responses [default: from the request's Host].
     #[arg(long, env = "FERRIC_PUBLIC_ENDPOINT")]
     public_endpoint: Option<String>,
+    /// Serve TFTP (iPXE binaries) on this address, e.g. 198.18.0.1:69 [default: off].
+    #[arg(long, env = "FERRIC_BOOT_TFTP")]
+    boot_tftp: Option<SocketAddr>,
+    /// Serve HTTP boot (iPXE scripts, boot files) on this address [default: off].
+    #[arg(long, env = "FERRIC_BOOT_HTTP")]
+    boot_http: Option<SocketAddr>,
+    /// Serve boot protocols only on this network interface.
+    #[arg(long, env = "FERRIC_BOOT_INTERFACE")]
+    boot_interface: Option<String>,
+    /// Directory of boot files [default: DATA_DIR/boot].
+    #[arg(long, env = "FERRIC_BOOT_ROOT")]
+    boot_root: Option<PathBuf>,
+    /// The API URL ramdisks call back to [default: http://LISTEN].
+    #[arg(long, env = "FERRIC_API_URL")]
+    api_url: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -168,11 +184,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     let bound = listener.local_addr()?;
+
+    let boot_options = boot::BootOptions {
+        tftp: args.boot_tftp.or(file.boot.tftp_listen),
+        http: args.boot_http.or(file.boot.http_listen),
+        interface: args.boot_interface.or(file.boot.interface),
+        root: args.boot_root.or(file.boot.root).unwrap_or_else(|| data_dir.join("boot")),
+        api_url: args.api_url.or(file.boot.api_url).unwrap_or_else(|| format!("http://{bound}")),
+        kernel_append: file.boot.kernel_append.unwrap_or_default(),
+    };
+    let (stop_boot, boot_stopped) = tokio::sync::watch::channel(false);
+    let boot_tasks = boot::start(store.clone(), boot_options, boot_stopped).await?;
     tracing::info!("ferric API listening on http://{bound}");
     eprintln!("ferric API listening on http://{bound} (database: {})", store.backend_name());
 
     ferric_api::serve(listener, state, shutdown_signal()).await.context("serving the API")?;
     tracing::info!("shutting down");
+    let _ = stop_boot.send(true);
+    for task in boot_tasks {
+        let _ = task.await;
+    }
     conductor.shutdown().await;
     store.close().await;
     Ok(())
