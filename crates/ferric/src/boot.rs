@@ -29,6 +29,88 @@ pub struct BootOptions {
     pub api_url: String,
     /// Appended to every ramdisk kernel command line.
     pub kernel_append: String,
+    /// DHCP (requires `interface`).
+    pub dhcp: Option<ferric_dhcp::Config>,
+}
+
+/// Builds the DHCP configuration from `[boot.dhcp]`.
+pub fn dhcp_config(
+    section: &crate::config::DhcpSection,
+    interface: Option<&str>,
+    http: Option<SocketAddr>,
+) -> anyhow::Result<ferric_dhcp::Config> {
+    let interface = interface
+        .context("[boot.dhcp] needs [boot] interface: ferric serves DHCP on one interface only")?;
+    let mode = match section.mode.as_str() {
+        "authoritative" => ferric_dhcp::Mode::Authoritative,
+        "proxy" => ferric_dhcp::Mode::Proxy,
+        other => anyhow::bail!("[boot.dhcp] mode must be authoritative or proxy, not {other:?}"),
+    };
+    let mut config = ferric_dhcp::Config::new(mode, interface, section.server_ip);
+    if let Some(http) = http {
+        config.boot.http_port = http.port();
+    }
+    if mode == ferric_dhcp::Mode::Authoritative {
+        let subnet = section
+            .subnet
+            .as_deref()
+            .context("[boot.dhcp] subnet is required in authoritative mode")?;
+        let (address, prefix) = subnet
+            .split_once('/')
+            .and_then(|(address, prefix)| Some((address.parse().ok()?, prefix.parse().ok()?)))
+            .filter(|(_, prefix): &(std::net::Ipv4Addr, u8)| *prefix <= 32)
+            .with_context(|| format!("[boot.dhcp] subnet {subnet:?} is not ADDRESS/PREFIX"))?;
+        let mut network = ferric_dhcp::Network::new(address, prefix);
+        if let Some([first, last]) = section.range {
+            network.ranges.push(ferric_dhcp::AddressRange { first, last });
+        }
+        network.routers.extend(section.router);
+        network.dns_servers.clone_from(&section.dns_servers);
+        if let Some(lease_time) = section.lease_time_seconds {
+            network.lease_time = lease_time;
+        }
+        config.networks.push(network);
+    }
+    Ok(config)
+}
+
+/// The DHCP server's view of the inventory: every port's MAC, refreshed
+/// from the store every [`PORT_REFRESH`], so that lookups (on the packet
+/// path) never wait for the database.
+struct PortSnapshot {
+    ports: std::sync::RwLock<
+        std::collections::HashMap<ferric_dhcp::MacAddr, ferric_dhcp::Reservation>,
+    >,
+}
+
+const PORT_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl ferric_dhcp::Backend for PortSnapshot {
+    fn lookup(&self, mac: ferric_dhcp::MacAddr) -> Option<ferric_dhcp::Reservation> {
+        self.ports.read().ok()?.get(&mac).cloned()
+    }
+}
+
+async fn refresh_ports(store: &Store, snapshot: &PortSnapshot) {
+    match store.port_list(&ferric_store::PortQuery::default()).await {
+        Ok(ports) => {
+            let map = ports
+                .into_iter()
+                .filter_map(|port| {
+                    let mac = port.address.parse::<ferric_dhcp::MacAddr>().ok()?;
+                    let reservation = ferric_dhcp::Reservation {
+                        pxe_enabled: port.pxe_enabled,
+                        ..ferric_dhcp::Reservation::default()
+                    };
+                    Some((mac, reservation))
+                })
+                .collect();
+            if let Ok(mut ports) = snapshot.ports.write() {
+                *ports = map;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "refreshing the DHCP port list failed"),
+    }
 }
 
 /// iPXE binaries Debian's `ipxe` package installs, copied into the boot
@@ -69,7 +151,7 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();
-    if options.tftp.is_none() && options.http.is_none() {
+    if options.tftp.is_none() && options.http.is_none() && options.dhcp.is_none() {
         return Ok(tasks);
     }
     std::fs::create_dir_all(&options.root)
@@ -91,6 +173,35 @@ pub async fn start(
         tasks.push(tokio::spawn(async move {
             if let Err(error) = server.serve(stopped(stop)).await {
                 tracing::error!(%error, "TFTP server stopped");
+            }
+        }));
+    }
+    if let Some(config) = options.dhcp.clone() {
+        let snapshot = Arc::new(PortSnapshot { ports: std::sync::RwLock::default() });
+        refresh_ports(&store, &snapshot).await;
+        let server = ferric_dhcp::DhcpServer::bind(
+            config,
+            snapshot.clone(),
+            Arc::new(ferric_dhcp::MemoryLeases::new()),
+        )
+        .await
+        .context("starting DHCP")?;
+        let refresher_store = store.clone();
+        let refresher_stop = stopped(stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PORT_REFRESH);
+            tokio::pin!(refresher_stop);
+            loop {
+                tokio::select! {
+                    () = &mut refresher_stop => return,
+                    _ = tick.tick() => refresh_ports(&refresher_store, &snapshot).await,
+                }
+            }
+        }));
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = server.serve(stopped(stop)).await {
+                tracing::error!(%error, "DHCP server stopped");
             }
         }));
     }

@@ -33,6 +33,31 @@ pub struct BootSection {
     pub root: Option<PathBuf>,
     pub api_url: Option<String>,
     pub kernel_append: Option<String>,
+    pub dhcp: Option<DhcpSection>,
+}
+
+/// `[boot.dhcp]`: DHCP on the boot interface (needs `[boot] interface`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpSection {
+    /// `authoritative` (hand out addresses) or `proxy` (boot options only,
+    /// beside another DHCP server).
+    #[serde(default = "default_dhcp_mode")]
+    pub mode: String,
+    /// This server's address on the boot interface.
+    pub server_ip: std::net::Ipv4Addr,
+    /// The served network, `198.18.0.0/24` (authoritative mode).
+    pub subnet: Option<String>,
+    /// First and last address to lease.
+    pub range: Option<[std::net::Ipv4Addr; 2]>,
+    pub router: Option<std::net::Ipv4Addr>,
+    #[serde(default)]
+    pub dns_servers: Vec<std::net::Ipv4Addr>,
+    pub lease_time_seconds: Option<u32>,
+}
+
+fn default_dhcp_mode() -> String {
+    "authoritative".into()
 }
 
 #[derive(Debug, Default, Deserialize)]

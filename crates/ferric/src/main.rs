@@ -185,10 +185,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the API to {listen}"))?;
     let bound = listener.local_addr()?;
 
+    let boot_interface = args.boot_interface.or(file.boot.interface);
+    let boot_http = args.boot_http.or(file.boot.http_listen);
+    let dhcp = match &file.boot.dhcp {
+        Some(section) => Some(boot::dhcp_config(section, boot_interface.as_deref(), boot_http)?),
+        None => None,
+    };
     let boot_options = boot::BootOptions {
         tftp: args.boot_tftp.or(file.boot.tftp_listen),
-        http: args.boot_http.or(file.boot.http_listen),
-        interface: args.boot_interface.or(file.boot.interface),
+        http: boot_http,
+        interface: boot_interface,
+        dhcp,
         root: args.boot_root.or(file.boot.root).unwrap_or_else(|| data_dir.join("boot")),
         api_url: args.api_url.or(file.boot.api_url).unwrap_or_else(|| format!("http://{bound}")),
         kernel_append: file.boot.kernel_append.unwrap_or_default(),
