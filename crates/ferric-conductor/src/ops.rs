@@ -86,12 +86,12 @@ async fn power(inner: &Inner, node: Node, target: PowerTarget, timeout: Option<D
         Ok(drivers) => match drivers.power.set_power_state(&node, target, timeout).await {
             Ok(()) => Ok(target.resulting_state()),
             Err(error) => {
-                let observed =
-                    drivers.power.get_power_state(&node).await.unwrap_or(PowerState::Error);
+                // What the BMC says now; if it cannot say, what we knew.
+                let observed = drivers.power.get_power_state(&node).await.ok().or(node.power_state);
                 Err((error, observed))
             }
         },
-        Err(error) => Err((error, node.power_state.unwrap_or(PowerState::Error))),
+        Err(error) => Err((error, node.power_state)),
     };
     let host = inner.config.hostname.clone();
     let message = outcome.as_ref().err().map(|(error, _)| {
@@ -104,10 +104,10 @@ async fn power(inner: &Inner, node: Node, target: PowerTarget, timeout: Option<D
         if fresh.reservation.as_deref() != Some(host.as_str()) {
             return false;
         }
-        fresh.power_state = Some(match &outcome {
-            Ok(state) => *state,
+        fresh.power_state = match &outcome {
+            Ok(state) => Some(*state),
             Err((_, observed)) => *observed,
-        });
+        };
         fresh.target_power_state = None;
         fresh.last_error = message.clone();
         fresh.pending_action = None;

@@ -12,7 +12,8 @@
 //! - [`client`]: a [`Client`] that opens a session on demand, reuses it,
 //!   and re-opens it after an error, a timeout or idleness.
 //!
-//! [`testing`] holds an in-process BMC and an `ipmi_sim` harness for tests.
+//! [`server`] is the BMC side of session setup and sessions, without I/O
+//! (for test and virtual BMCs). [`testing`] holds an in-process BMC and an `ipmi_sim` harness for tests.
 //!
 //! Secrets: the password and session keys never appear in an error, a log
 //! line or a `Debug` output.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod rakp;
+pub mod server;
 pub mod session;
 pub mod testing;
 pub mod wire;

@@ -1,7 +1,7 @@
 //! Test helpers, for this crate's tests and for crates that drive BMCs:
 //!
 //! - [`MockBmc`]: an in-process BMC on 127.0.0.1 that speaks RMCP+ with
-//!   cipher suites 17 and 3 (the BMC side of this crate's codecs), keeps a
+//!   cipher suites 17 and 3 (on [`crate::server`]), keeps a
 //!   power state and boot flags, and can lose packets or refuse commands on
 //!   demand. It exists because `ipmi_sim` has no cipher suite 17.
 //! - [`SimBmc`]: OpenIPMI's `ipmi_sim` started on 127.0.0.1 and a free UDP
@@ -11,7 +11,6 @@
 //!
 //! Nothing here binds or sends anywhere but the loopback address.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
@@ -23,11 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::commands::{self, cmd, netfn, ChassisStatus};
 use crate::config::Config;
-use crate::crypto::{self, CipherSuite, RakpContext, SessionKeys};
-use crate::rakp::{
-    Algorithms, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4,
-};
-use crate::wire::{self, Packet, PayloadType, Response};
+use crate::server::{self, BmcSessions, Incoming, IncomingCommand};
+use crate::wire;
 
 // ---- The in-process BMC ----------------------------------------------------------
 
@@ -62,18 +58,6 @@ pub struct MockState {
     /// Forget every session (as a BMC that restarted or expired them) when
     /// the next datagram arrives.
     pub expire_sessions: bool,
-}
-
-struct Pending {
-    console_sid: u32,
-    suite: CipherSuite,
-    rakp1: Option<(Rakp1, [u8; 16])>,
-}
-
-struct Active {
-    console_sid: u32,
-    keys: SessionKeys,
-    out_seq: u32,
 }
 
 /// An in-process RMCP+ BMC on 127.0.0.1. Stops when dropped.
@@ -112,11 +96,8 @@ impl MockBmc {
             expire_sessions: false,
         }));
         let bmc = Responder {
-            username: username.as_bytes().to_vec(),
-            kuid: crypto::user_key(password.as_bytes()),
+            core: BmcSessions::new(username, password, suites).with_guid(MOCK_GUID),
             state: state.clone(),
-            pending: HashMap::new(),
-            active: HashMap::new(),
         };
         let task = tokio::spawn(bmc.serve(socket));
         Ok(MockBmc { addr, state, task })
@@ -138,374 +119,118 @@ impl MockBmc {
 }
 
 struct Responder {
-    username: Vec<u8>,
-    kuid: Vec<u8>,
+    core: BmcSessions,
     state: Arc<Mutex<MockState>>,
-    pending: HashMap<u32, Pending>,
-    active: HashMap<u32, Active>,
-}
-
-fn peek_session_id(datagram: &[u8]) -> u32 {
-    match datagram.get(4..10) {
-        Some(raw) if raw[0] == wire::AUTH_TYPE_RMCP_PLUS => {
-            u32::from_le_bytes([raw[2], raw[3], raw[4], raw[5]])
-        }
-        _ => 0,
-    }
-}
-
-fn peek_payload_type(datagram: &[u8]) -> Option<u8> {
-    match datagram.get(4..6) {
-        Some(raw) if raw[0] == wire::AUTH_TYPE_RMCP_PLUS => Some(raw[1] & 0x3F),
-        _ => None,
-    }
-}
-
-fn cipher_suite_records(suites: &[u8]) -> Vec<u8> {
-    let mut records = Vec::new();
-    for suite in suites.iter().filter_map(|id| CipherSuite::from_id(*id)) {
-        records.extend_from_slice(&[
-            0xC0,
-            suite.id,
-            suite.auth.number(),
-            0x40 | suite.integrity.number(),
-            0x80 | suite.confidentiality.number(),
-        ]);
-    }
-    records
 }
 
 impl Responder {
-    fn lock(&self) -> MutexGuard<'_, MockState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     async fn serve(mut self, socket: UdpSocket) {
         let mut buffer = vec![0u8; 2048];
         loop {
             let Ok((len, from)) = socket.recv_from(&mut buffer).await else { return };
-            {
-                let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if state.expire_sessions {
-                    state.expire_sessions = false;
-                    self.active.clear();
-                    state.sessions_active = 0;
-                }
-                state.received += 1;
-                if state.silent {
-                    continue;
-                }
-                if state.drop_next > 0 {
-                    state.drop_next -= 1;
-                    state.dropped += 1;
-                    continue;
-                }
-                if let Some(kind) = peek_payload_type(&buffer[..len]) {
-                    if let Some(at) = state.drop_payloads.iter().position(|k| *k == kind) {
-                        state.drop_payloads.remove(at);
-                        state.dropped += 1;
-                        continue;
-                    }
-                }
-            }
-            if let Some(reply) = self.handle(&buffer[..len]) {
+            if let Some(reply) = self.step(&buffer[..len]) {
                 let _ = socket.send_to(&reply, from).await;
             }
         }
     }
 
-    fn handle(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
-        let session_id = peek_session_id(datagram);
-        if session_id != 0 {
-            return self.handle_in_session(session_id, datagram);
+    fn step(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.expire_sessions {
+            state.expire_sessions = false;
+            self.core.clear_sessions();
+            state.sessions_active = 0;
         }
-        match wire::open(None, datagram).ok()? {
-            Packet::V15(v15) => {
-                let request = wire::decode_request(&v15.message).ok()?;
-                if (request.netfn, request.cmd) != (netfn::APP, cmd::GET_CHANNEL_AUTH_CAPABILITIES)
-                {
-                    return None;
-                }
-                let response = Response {
-                    netfn: request.netfn | 1,
-                    cmd: request.cmd,
-                    rq_seq: request.rq_seq,
-                    completion_code: 0,
-                    data: vec![0x01, 0x80, 0x04, 0x02, 0, 0, 0, 0],
-                };
-                wire::encode_v15(&wire::encode_response(&response)).ok()
-            }
-            Packet::V2(v2) => self.handle_setup(v2.payload_type, &v2.payload),
-            Packet::Other => None,
-        }
-    }
-
-    fn plain(kind: PayloadType, payload: &[u8]) -> Option<Vec<u8>> {
-        wire::seal(None, kind, 0, 0, payload, [0; 16]).ok()
-    }
-
-    fn handle_setup(&mut self, kind: PayloadType, payload: &[u8]) -> Option<Vec<u8>> {
-        match kind {
-            PayloadType::OpenSessionRequest => {
-                let request = OpenSessionRequest::decode(payload).ok()?;
-                let algorithms = request.algorithms;
-                let offered = self.lock().suites.clone();
-                let suite = CipherSuite::from_algorithms(
-                    algorithms.auth,
-                    algorithms.integrity,
-                    algorithms.confidentiality,
-                )
-                .filter(|suite| offered.contains(&suite.id));
-                let Some(suite) = suite else {
-                    let auth_known = offered
-                        .iter()
-                        .filter_map(|id| CipherSuite::from_id(*id))
-                        .any(|suite| suite.auth.number() == algorithms.auth);
-                    let refusal = OpenSessionResponse {
-                        tag: request.tag,
-                        status: if auth_known { 0x11 } else { 0x04 },
-                        max_privilege: 0,
-                        console_sid: request.console_sid,
-                        bmc_sid: 0,
-                        algorithms: Algorithms { auth: 0, integrity: 0, confidentiality: 0 },
-                    };
-                    return Self::plain(PayloadType::OpenSessionResponse, &refusal.encode());
-                };
-                let bmc_sid = loop {
-                    let sid: u32 = rand::random();
-                    if sid != 0
-                        && !self.pending.contains_key(&sid)
-                        && !self.active.contains_key(&sid)
-                    {
-                        break sid;
-                    }
-                };
-                self.pending.insert(
-                    bmc_sid,
-                    Pending { console_sid: request.console_sid, suite, rakp1: None },
-                );
-                let response = OpenSessionResponse {
-                    tag: request.tag,
-                    status: 0,
-                    max_privilege: 4,
-                    console_sid: request.console_sid,
-                    bmc_sid,
-                    algorithms,
-                };
-                Self::plain(PayloadType::OpenSessionResponse, &response.encode())
-            }
-            PayloadType::Rakp1 => {
-                let rakp1 = Rakp1::decode(payload).ok()?;
-                let pending = self.pending.get_mut(&rakp1.bmc_sid)?;
-                if rakp1.username != self.username {
-                    let refusal = Rakp2 {
-                        tag: rakp1.tag,
-                        status: 0x0D,
-                        console_sid: pending.console_sid,
-                        bmc_random: [0; 16],
-                        bmc_guid: [0; 16],
-                        auth_code: vec![],
-                    };
-                    return Self::plain(PayloadType::Rakp2, &refusal.encode());
-                }
-                let bmc_random: [u8; 16] = rand::random();
-                let context = RakpContext {
-                    console_sid: pending.console_sid,
-                    bmc_sid: rakp1.bmc_sid,
-                    console_random: rakp1.console_random,
-                    bmc_random,
-                    bmc_guid: MOCK_GUID,
-                    role: rakp1.role,
-                    username: &rakp1.username,
-                };
-                let auth_code = context.rakp2_code(pending.suite.auth, &self.kuid).ok()?;
-                let reply = Rakp2 {
-                    tag: rakp1.tag,
-                    status: 0,
-                    console_sid: pending.console_sid,
-                    bmc_random,
-                    bmc_guid: MOCK_GUID,
-                    auth_code,
-                };
-                pending.rakp1 = Some((rakp1, bmc_random));
-                Self::plain(PayloadType::Rakp2, &reply.encode())
-            }
-            PayloadType::Rakp3 => {
-                let rakp3 = Rakp3::decode(payload).ok()?;
-                let pending = self.pending.remove(&rakp3.bmc_sid)?;
-                if rakp3.status != 0 {
-                    return None;
-                }
-                let (rakp1, bmc_random) = pending.rakp1?;
-                let context = RakpContext {
-                    console_sid: pending.console_sid,
-                    bmc_sid: rakp3.bmc_sid,
-                    console_random: rakp1.console_random,
-                    bmc_random,
-                    bmc_guid: MOCK_GUID,
-                    role: rakp1.role,
-                    username: &rakp1.username,
-                };
-                let auth = pending.suite.auth;
-                let expected = context.rakp3_code(auth, &self.kuid).ok()?;
-                if !crypto::constant_time_eq(&expected, &rakp3.auth_code) {
-                    let refusal = Rakp4 {
-                        tag: rakp3.tag,
-                        status: 0x0F,
-                        console_sid: pending.console_sid,
-                        icv: vec![],
-                    };
-                    return Self::plain(PayloadType::Rakp4, &refusal.encode());
-                }
-                let sik = context.sik(auth, &self.kuid).ok()?;
-                let icv = context.rakp4_icv(auth, &sik).ok()?;
-                let keys = SessionKeys::derive(pending.suite, &sik).ok()?;
-                self.active.insert(
-                    rakp3.bmc_sid,
-                    Active { console_sid: pending.console_sid, keys, out_seq: 0 },
-                );
-                {
-                    let mut state = self.lock();
-                    state.sessions_opened += 1;
-                    state.sessions_active = self.active.len();
-                }
-                let reply =
-                    Rakp4 { tag: rakp3.tag, status: 0, console_sid: pending.console_sid, icv };
-                Self::plain(PayloadType::Rakp4, &reply.encode())
-            }
-            PayloadType::Ipmi => {
-                // Session-less Get Channel Cipher Suites.
-                let request = wire::decode_request(payload).ok()?;
-                if (request.netfn, request.cmd) != (netfn::APP, cmd::GET_CHANNEL_CIPHER_SUITES) {
-                    return None;
-                }
-                let (code, data) = self.execute(request.netfn, request.cmd, &request.data, 0);
-                let response = Response {
-                    netfn: request.netfn | 1,
-                    cmd: request.cmd,
-                    rq_seq: request.rq_seq,
-                    completion_code: code,
-                    data,
-                };
-                Self::plain(PayloadType::Ipmi, &wire::encode_response(&response))
-            }
-            _ => None,
-        }
-    }
-
-    fn handle_in_session(&mut self, bmc_sid: u32, datagram: &[u8]) -> Option<Vec<u8>> {
-        let session = self.active.get(&bmc_sid)?;
-        let Packet::V2(packet) = wire::open(Some(&session.keys), datagram).ok()? else {
-            return None;
-        };
-        if packet.payload_type != PayloadType::Ipmi {
+        state.received += 1;
+        if state.silent {
             return None;
         }
-        let request = wire::decode_request(&packet.payload).ok()?;
-        let (code, data) = self.execute(request.netfn, request.cmd, &request.data, bmc_sid);
-        let response = Response {
-            netfn: request.netfn | 1,
-            cmd: request.cmd,
-            rq_seq: request.rq_seq,
-            completion_code: code,
-            data,
-        };
-        let closing = (request.netfn, request.cmd) == (netfn::APP, cmd::CLOSE_SESSION) && code == 0;
-        let session = self.active.get_mut(&bmc_sid)?;
-        session.out_seq += 1;
-        let reply = wire::seal(
-            Some(&session.keys),
-            PayloadType::Ipmi,
-            session.console_sid,
-            session.out_seq,
-            &wire::encode_response(&response),
-            rand::random(),
-        )
-        .ok();
-        if closing {
-            self.active.remove(&bmc_sid);
-            self.lock().sessions_active = self.active.len();
+        if state.drop_next > 0 {
+            state.drop_next -= 1;
+            state.dropped += 1;
+            return None;
         }
+        if let Some(kind) = server::peek_payload_type(datagram) {
+            if let Some(at) = state.drop_payloads.iter().position(|k| *k == kind) {
+                state.drop_payloads.remove(at);
+                state.dropped += 1;
+                return None;
+            }
+        }
+        self.core.set_suites(&state.suites);
+        let opened = self.core.sessions_opened();
+        let reply = match self.core.receive(datagram) {
+            Incoming::Reply(reply) => Some(reply),
+            Incoming::Command(command) => {
+                let (code, data) = execute(&self.core, &mut state, &command);
+                self.core.reply(&command, code, data)
+            }
+            Incoming::Ignore => None,
+        };
+        state.sessions_opened += self.core.sessions_opened() - opened;
+        state.sessions_active = self.core.sessions_active();
         reply
     }
+}
 
-    /// Runs one command; returns the completion code and data.
-    fn execute(&mut self, net: u8, command: u8, data: &[u8], bmc_sid: u32) -> (u8, Vec<u8>) {
-        let mut state = self.lock();
-        if let Some((fail_netfn, fail_cmd, code)) = state.fail {
-            if (fail_netfn, fail_cmd) == (net, command) {
-                return (code, vec![]);
-            }
+/// Runs one command; returns the completion code and data.
+fn execute(core: &BmcSessions, state: &mut MockState, command: &IncomingCommand) -> (u8, Vec<u8>) {
+    let (net, code, data) = (command.netfn, command.cmd, &command.data);
+    if let Some((fail_netfn, fail_cmd, fail_code)) = state.fail {
+        if (fail_netfn, fail_cmd) == (net, code) {
+            return (fail_code, vec![]);
         }
-        match (net, command) {
-            (netfn::APP, cmd::SET_SESSION_PRIVILEGE_LEVEL) => match data.first() {
-                Some(level @ 1..=4) => (0, vec![*level]),
-                _ => (0xCC, vec![]),
-            },
-            (netfn::APP, cmd::CLOSE_SESSION) => {
-                let wanted =
-                    data.get(..4).map(|raw| u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]));
-                if wanted == Some(bmc_sid) {
-                    (0, vec![])
-                } else {
-                    (0x87, vec![])
-                }
-            }
-            (netfn::APP, cmd::GET_CHANNEL_CIPHER_SUITES) => {
-                let records = cipher_suite_records(&state.suites);
-                let index = usize::from(data.get(2).copied().unwrap_or(0) & 0x3F);
-                let block: Vec<u8> = records.iter().skip(index * 16).take(16).copied().collect();
-                let mut out = vec![0x01];
-                out.extend_from_slice(&block);
-                (0, out)
-            }
-            (netfn::CHASSIS, cmd::GET_CHASSIS_STATUS) => {
-                let status = ChassisStatus {
-                    power_on: state.power_on,
-                    power_overload: false,
-                    interlock: false,
-                    power_fault: false,
-                    power_control_fault: false,
-                    restore_policy: 0,
-                    last_power_event: 0,
-                    misc: 0,
-                };
-                (0, status.encode())
-            }
-            (netfn::CHASSIS, cmd::CHASSIS_CONTROL) => {
-                let Some(action) = data.first().copied() else { return (0xC7, vec![]) };
-                match action {
-                    0x00 | 0x05 => state.power_on = false,
-                    0x01 => state.power_on = true,
-                    0x02 | 0x03 => {
-                        if !state.power_on {
-                            return (0xD5, vec![]);
-                        }
+    }
+    if let Some(answer) = core.builtin(command) {
+        return answer;
+    }
+    match (net, code) {
+        (netfn::CHASSIS, cmd::GET_CHASSIS_STATUS) => {
+            let status = ChassisStatus {
+                power_on: state.power_on,
+                power_overload: false,
+                interlock: false,
+                power_fault: false,
+                power_control_fault: false,
+                restore_policy: 0,
+                last_power_event: 0,
+                misc: 0,
+            };
+            (0, status.encode())
+        }
+        (netfn::CHASSIS, cmd::CHASSIS_CONTROL) => {
+            let Some(action) = data.first().copied() else { return (0xC7, vec![]) };
+            match action {
+                0x00 | 0x05 => state.power_on = false,
+                0x01 => state.power_on = true,
+                0x02 | 0x03 => {
+                    if !state.power_on {
+                        return (0xD5, vec![]);
                     }
-                    _ => return (0xCC, vec![]),
                 }
-                state.controls.push(action);
+                _ => return (0xCC, vec![]),
+            }
+            state.controls.push(action);
+            (0, vec![])
+        }
+        (netfn::CHASSIS, cmd::SET_SYSTEM_BOOT_OPTIONS) => match data.split_first() {
+            Some((&5, flags)) if flags.len() == 5 => {
+                state.boot_flags.copy_from_slice(flags);
                 (0, vec![])
             }
-            (netfn::CHASSIS, cmd::SET_SYSTEM_BOOT_OPTIONS) => match data.split_first() {
-                Some((&5, flags)) if flags.len() == 5 => {
-                    state.boot_flags.copy_from_slice(flags);
-                    (0, vec![])
-                }
-                Some((&3, [_])) => (0, vec![]),
-                Some((&5, _)) => (0xC7, vec![]),
-                _ => (0x80, vec![]),
-            },
-            (netfn::CHASSIS, cmd::GET_SYSTEM_BOOT_OPTIONS) => match data.first() {
-                Some(&5) => {
-                    let mut out = vec![0x01, 0x05];
-                    out.extend_from_slice(&state.boot_flags);
-                    (0, out)
-                }
-                _ => (0x80, vec![]),
-            },
-            _ => (0xC1, vec![]),
-        }
+            Some((&3, [_])) => (0, vec![]),
+            Some((&5, _)) => (0xC7, vec![]),
+            _ => (0x80, vec![]),
+        },
+        (netfn::CHASSIS, cmd::GET_SYSTEM_BOOT_OPTIONS) => match data.first() {
+            Some(&5) => {
+                let mut out = vec![0x01, 0x05];
+                out.extend_from_slice(&state.boot_flags);
+                (0, out)
+            }
+            _ => (0x80, vec![]),
+        },
+        _ => (0xC1, vec![]),
     }
 }
 

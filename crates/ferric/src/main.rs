@@ -30,6 +30,12 @@ struct Cli {
 enum Command {
     /// Run the API server and a conductor.
     Serve(ServeArgs),
+    /// Run virtual BMCs (IPMI lanplus) for QEMU or simulated machines.
+    Vbmc {
+        /// TOML file listing the machines (`[[machines]]`).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     #[command(flatten)]
@@ -78,6 +84,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => run_server(args),
+        Command::Vbmc { config } => run_vbmc(&config),
         Command::Completion { shell } => {
             print!(
                 "{}",
@@ -106,7 +113,7 @@ fn run_cli(
     Ok(())
 }
 
-fn run_server(args: ServeArgs) -> anyhow::Result<()> {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -114,6 +121,18 @@ fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn run_vbmc(path: &std::path::Path) -> anyhow::Result<()> {
+    init_logging();
+    let config = ferric_vbmc::Config::load(path)
+        .with_context(|| format!("loading the vBMC config {}", path.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(ferric_vbmc::run(config, shutdown_signal())).context("running the vBMCs")
+}
+
+fn run_server(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(args))
 }
