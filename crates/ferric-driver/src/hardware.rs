@@ -12,11 +12,12 @@ use crate::interfaces::{
     NetworkInterface, PowerInterface, RescueInterface,
 };
 use crate::ipmi::{IpmiManagement, IpmiPower};
+use crate::redfish::{RedfishManagement, RedfishPower};
 use crate::steps::{Step, StepPhase};
 
 /// The hardware types this build can drive.
-pub const SUPPORTED_HARDWARE_TYPES: [HardwareType; 2] =
-    [HardwareType::FakeHardware, HardwareType::Ipmi];
+pub const SUPPORTED_HARDWARE_TYPES: [HardwareType; 3] =
+    [HardwareType::FakeHardware, HardwareType::Ipmi, HardwareType::Redfish];
 
 /// What `hardware_type` supports per interface; the first entry is the default.
 pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSupport> {
@@ -57,8 +58,24 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Storage, vec![I::Noop]),
             (K::Vendor, vec![I::NoVendor]),
         ],
+        // Real power and management over Redfish; the rest as for ipmi.
+        HardwareType::Redfish => vec![
+            (K::Bios, vec![I::NoBios]),
+            (K::Boot, vec![I::Fake]),
+            (K::Console, vec![I::NoConsole]),
+            (K::Deploy, vec![I::Fake]),
+            (K::Firmware, vec![I::NoFirmware]),
+            (K::Inspect, vec![I::NoInspect]),
+            (K::Management, vec![I::Redfish]),
+            (K::Network, vec![I::Noop]),
+            (K::Power, vec![I::Redfish]),
+            (K::Raid, vec![I::NoRaid]),
+            (K::Rescue, vec![I::NoRescue]),
+            (K::Storage, vec![I::Noop]),
+            (K::Vendor, vec![I::NoVendor]),
+        ],
         // Not drivable by this build yet: registered by no conductor.
-        HardwareType::Redfish | HardwareType::ManualManagement => vec![],
+        HardwareType::ManualManagement => vec![],
     };
     table
         .into_iter()
@@ -131,11 +148,13 @@ impl DriverSet {
         let power: Arc<dyn PowerInterface> = match choose(InterfaceKind::Power)? {
             InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Power)),
             InterfaceImpl::Ipmitool => Arc::new(IpmiPower),
+            InterfaceImpl::Redfish => Arc::new(RedfishPower),
             other => return Err(missing(InterfaceKind::Power, other)),
         };
         let management: Arc<dyn ManagementInterface> = match choose(InterfaceKind::Management)? {
             InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Management)),
             InterfaceImpl::Ipmitool => Arc::new(IpmiManagement),
+            InterfaceImpl::Redfish => Arc::new(RedfishManagement),
             other => return Err(missing(InterfaceKind::Management, other)),
         };
         let boot: Arc<dyn BootInterface> = match choose(InterfaceKind::Boot)? {
@@ -246,6 +265,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn redfish_loads_redfish_power_and_management() {
+        let mut node =
+            Node::new(uuid::Uuid::new_v4(), HardwareType::Redfish, ProvisionState::Enroll);
+        let set = DriverSet::load(&node).expect("load");
+        assert!(set.power.properties().iter().any(|(key, _)| *key == "redfish_address"));
+        assert!(set.management.properties().iter().any(|(key, _)| *key == "redfish_password"));
+        assert!(matches!(
+            set.power.validate(&node),
+            Err(DriverError::MissingInfo { keys }) if keys == ["redfish_address"]
+        ));
+        node.interfaces.set(InterfaceKind::Management, InterfaceImpl::Ipmitool);
+        assert!(matches!(
+            DriverSet::load(&node),
+            Err(DriverError::UnsupportedImplementation {
+                interface: InterfaceKind::Management,
+                ..
+            })
+        ));
     }
 
     #[test]

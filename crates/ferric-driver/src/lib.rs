@@ -13,13 +13,15 @@
 //! benchmarks and a safe way to try the API.
 //!
 //! The `ipmi` hardware type's power and management interfaces ([`ipmi`])
-//! speak IPMI 2.0 over LAN natively through `ferric-ipmi`.
+//! speak IPMI 2.0 over LAN natively through `ferric-ipmi`; the `redfish`
+//! hardware type's ([`redfish`]) speak Redfish through `ferric-redfish`.
 
 pub mod error;
 pub mod fake;
 pub mod hardware;
 pub mod interfaces;
 pub mod ipmi;
+pub mod redfish;
 pub mod steps;
 
 pub use error::DriverError;
