@@ -74,15 +74,9 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
+        let response = request.send().await.map_err(|error| unreachable(&url, &error))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
+        let bytes = response.bytes().await.map_err(|error| unreachable(&url, &error))?;
         if !status.is_success() {
             return Err(ClientError::Api {
                 status: status.as_u16(),
