@@ -21,6 +21,7 @@ pub mod boot;
 pub mod config;
 pub mod handler;
 pub mod packet;
+pub mod ra;
 pub mod server;
 
 pub use backend::{

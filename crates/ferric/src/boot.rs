@@ -31,6 +31,8 @@ pub struct BootOptions {
     pub kernel_append: String,
     /// DHCP (requires `interface`).
     pub dhcp: Option<ferric_dhcp::Config>,
+    /// Send lifetime-0 IPv6 router advertisements on `interface`.
+    pub router_advertisements: bool,
 }
 
 /// Builds the DHCP configuration from `[boot.dhcp]`.
@@ -84,6 +86,9 @@ struct PortSnapshot {
 }
 
 const PORT_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often the unsolicited router advertisement repeats.
+const RA_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl ferric_dhcp::Backend for PortSnapshot {
     fn lookup(&self, mac: ferric_dhcp::MacAddr) -> Option<ferric_dhcp::Reservation> {
@@ -175,6 +180,17 @@ pub async fn start(
                 tracing::error!(%error, "TFTP server stopped");
             }
         }));
+    }
+    if let (Some(interface), true) = (&options.interface, options.router_advertisements) {
+        match ferric_dhcp::ra::RouterAdvertiser::bind(interface) {
+            Ok(advertiser) => {
+                tracing::info!(%interface, "sending lifetime-0 IPv6 router advertisements");
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(advertiser.run(RA_INTERVAL, stopped(stop))));
+            }
+            // Not fatal: iPXE only boots slower without it.
+            Err(error) => tracing::warn!(%error, "no IPv6 router advertisements"),
+        }
     }
     if let Some(config) = options.dhcp.clone() {
         let snapshot = Arc::new(PortSnapshot { ports: std::sync::RwLock::default() });

@@ -33,6 +33,9 @@ pub struct BootSection {
     pub root: Option<PathBuf>,
     pub api_url: Option<String>,
     pub kernel_append: Option<String>,
+    /// Send lifetime-0 IPv6 router advertisements on the boot interface
+    /// (default: true), so iPXE does not wait ~13 s for IPv6.
+    pub router_advertisements: Option<bool>,
     pub dhcp: Option<DhcpSection>,
 }
 

@@ -215,6 +215,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http: boot_http,
         interface: boot_interface,
         dhcp,
+        router_advertisements: file.boot.router_advertisements.unwrap_or(true),
         root: args.boot_root.or(file.boot.root).unwrap_or_else(|| data_dir.join("boot")),
         api_url: args.api_url.or(file.boot.api_url).unwrap_or_else(|| format!("http://{bound}")),
         kernel_append: file.boot.kernel_append.unwrap_or_default(),

@@ -156,6 +156,27 @@ fn dhcp_http_and_tftp_from_ferric_serve() {
     assert!(ok, "{text}");
     assert_eq!(std::fs::read(&fetched).unwrap(), b"not really ipxe\n");
 
+    // A lifetime-0 router advertisement (no prefix) reaches the client, so
+    // iPXE need not wait for IPv6.
+    let listener = data.join("ra_listener.py");
+    std::fs::write(
+        &listener,
+        "import socket\n\
+         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\n\
+         while True:\n    \
+             data, source = s.recvfrom(1500)\n    \
+             if data[0] == 134:\n        \
+                 print('RA', source[0], 'lifetime', int.from_bytes(data[6:8], 'big'), 'length', len(data))\n        \
+                 break\n",
+    )
+    .unwrap();
+    let (ok, text) = sh(&format!(
+        "ip netns exec {} timeout 20 python3 {}",
+        namespaces.client,
+        listener.display()
+    ));
+    assert!(ok && text.contains("lifetime 0 length 16") && text.contains("RA fe80::"), "{text}");
+
     let _ = sh(&format!("ip netns pids {} | xargs -r kill", namespaces.server));
     let _ = server.wait();
     drop(namespaces);
