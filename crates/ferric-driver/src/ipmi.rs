@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::error::DriverError;
 use crate::interfaces::{Interface, ManagementInterface, PowerInterface};
+use crate::poll::{self, Backoff};
 
 /// The `driver_info` keys both interfaces read, with descriptions.
 pub const PROPERTIES: [(&str, &str); 8] = [
@@ -210,29 +211,18 @@ impl IpmiInfo {
         deadline: tokio::time::Instant,
         after: &str,
     ) -> Result<(), DriverError> {
-        let mut interval = FIRST_POLL;
-        loop {
-            // A failed poll is retried until the deadline; the last error is
-            // reported then.
-            let last_error = match client.power_is_on().await {
-                Ok(on) if (on && want == PowerState::On) || (!on && want == PowerState::Off) => {
-                    return Ok(())
-                }
-                Ok(_) => None,
-                Err(error) => Some(error),
-            };
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                let detail =
-                    last_error.map(|error| format!(" (last error: {error})")).unwrap_or_default();
-                return Err(DriverError::Timeout(format!(
-                    "IPMI BMC {}: the node did not reach \"{want}\" after {after}{detail}",
-                    self.bmc()
-                )));
-            }
-            tokio::time::sleep(interval.min(deadline - now)).await;
-            interval = (interval * 2).min(MAX_POLL);
-        }
+        let backoff = Backoff { first: FIRST_POLL, max: MAX_POLL };
+        let wanted_on = want == PowerState::On;
+        let reached =
+            poll::until(deadline, backoff, || client.power_is_on(), |on| *on == wanted_on).await;
+        reached.map_err(|last| {
+            let detail =
+                last.err().map(|error| format!(" (last error: {error})")).unwrap_or_default();
+            DriverError::Timeout(format!(
+                "IPMI BMC {}: the node did not reach \"{want}\" after {after}{detail}",
+                self.bmc()
+            ))
+        })
     }
 }
 

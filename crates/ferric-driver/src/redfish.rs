@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::error::DriverError;
 use crate::interfaces::{Interface, ManagementInterface, PowerInterface};
 use crate::ipmi::boot_mode_is_uefi;
+use crate::poll::{self, Backoff};
 
 /// The `driver_info` keys both interfaces read, with descriptions.
 pub const PROPERTIES: [(&str, &str); 7] = [
@@ -204,31 +205,26 @@ impl RedfishInfo {
         deadline: tokio::time::Instant,
         after: &str,
     ) -> Result<(), DriverError> {
-        let mut interval = FIRST_POLL;
-        loop {
-            // A failed poll is retried until the deadline; the last error is
-            // reported then.
-            let (last_state, last_error) = match client.power_state().await {
-                Ok(Some(state)) if state == want => return Ok(()),
-                Ok(state) => (state, None),
-                Err(error) => (None, Some(error)),
+        let backoff = Backoff { first: FIRST_POLL, max: MAX_POLL };
+        let reached = poll::until(
+            deadline,
+            backoff,
+            || client.power_state(),
+            |state| state.as_ref() == Some(&want),
+        )
+        .await;
+        reached.map_err(|last| {
+            let detail = match last {
+                Err(error) => format!(" (last error: {error})"),
+                Ok(Some(state)) => format!(" (it reports {state})"),
+                Ok(None) => " (it reports no power state)".to_string(),
             };
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                let detail = match (last_error, last_state) {
-                    (Some(error), _) => format!(" (last error: {error})"),
-                    (None, Some(state)) => format!(" (it reports {state})"),
-                    (None, None) => " (it reports no power state)".to_string(),
-                };
-                return Err(DriverError::Timeout(format!(
-                    "Redfish BMC {}: the system did not reach power state {want} after \
-                     {after}{detail}",
-                    self.bmc()
-                )));
-            }
-            tokio::time::sleep(interval.min(deadline - now)).await;
-            interval = (interval * 2).min(MAX_POLL);
-        }
+            DriverError::Timeout(format!(
+                "Redfish BMC {}: the system did not reach power state {want} after \
+                 {after}{detail}",
+                self.bmc()
+            ))
+        })
     }
 }
 
