@@ -12,6 +12,7 @@ use crate::interfaces::{
     NetworkInterface, PowerInterface, RescueInterface,
 };
 use crate::ipmi::{IpmiManagement, IpmiPower};
+use crate::netboot::NetBoot;
 use crate::redfish::{RedfishManagement, RedfishPower};
 use crate::steps::{Step, StepPhase};
 
@@ -39,13 +40,13 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Storage, vec![I::Noop, I::Fake]),
             (K::Vendor, vec![I::NoVendor, I::Fake]),
         ],
-        // Real power and management over IPMI. Boot and deploy stay fake
-        // until ferric has PXE/iPXE boot and the agent deploy: such a node
-        // can be powered and its boot device set, but "deploying" it writes
-        // nothing.
+        // Real power and management over IPMI, network boot through
+        // ferric's boot services. Deploy stays fake until the agent deploy
+        // lands: such a node can be powered and its boot device set, but
+        // "deploying" it writes nothing.
         HardwareType::Ipmi => vec![
             (K::Bios, vec![I::NoBios]),
-            (K::Boot, vec![I::Fake]),
+            (K::Boot, vec![I::Ipxe, I::Pxe]),
             (K::Console, vec![I::NoConsole]),
             (K::Deploy, vec![I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
@@ -58,10 +59,11 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Storage, vec![I::Noop]),
             (K::Vendor, vec![I::NoVendor]),
         ],
-        // Real power and management over Redfish; the rest as for ipmi.
+        // Real power and management over Redfish; the rest as for ipmi,
+        // plus UEFI HTTP boot.
         HardwareType::Redfish => vec![
             (K::Bios, vec![I::NoBios]),
-            (K::Boot, vec![I::Fake]),
+            (K::Boot, vec![I::Ipxe, I::Pxe, I::Http]),
             (K::Console, vec![I::NoConsole]),
             (K::Deploy, vec![I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
@@ -159,6 +161,9 @@ impl DriverSet {
         };
         let boot: Arc<dyn BootInterface> = match choose(InterfaceKind::Boot)? {
             InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Boot)),
+            InterfaceImpl::Ipxe => Arc::new(NetBoot::Ipxe),
+            InterfaceImpl::Pxe => Arc::new(NetBoot::Pxe),
+            InterfaceImpl::Http => Arc::new(NetBoot::Http),
             other => return Err(missing(InterfaceKind::Boot, other)),
         };
         let deploy: Arc<dyn DeployInterface> = match choose(InterfaceKind::Deploy)? {

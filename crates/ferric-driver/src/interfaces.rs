@@ -91,6 +91,12 @@ pub trait ManagementInterface: Interface {
 /// Getting the deploy ramdisk or the instance booted.
 #[async_trait::async_trait]
 pub trait BootInterface: Interface {
+    /// The boot device the conductor sets (through management) before
+    /// powering the node into the ramdisk.
+    fn ramdisk_boot_device(&self) -> BootDevice {
+        BootDevice::Pxe
+    }
+
     async fn prepare_ramdisk(&self, node: &mut Node) -> Result<(), DriverError>;
     async fn clean_up_ramdisk(&self, node: &mut Node) -> Result<(), DriverError>;
     async fn prepare_instance(&self, node: &mut Node) -> Result<(), DriverError>;

@@ -21,6 +21,7 @@ pub mod fake;
 pub mod hardware;
 pub mod interfaces;
 pub mod ipmi;
+pub mod netboot;
 pub mod poll;
 pub mod redfish;
 pub mod steps;

@@ -104,6 +104,26 @@ fn ipmi_nodes_are_driven_through_ferric_vbmc() {
     let (ok, text) =
         ferric(&url, &["node", "validate", "n1", "-f", "value", "-c", "interface", "-c", "result"]);
     assert!(ok && text.contains("power True") && text.contains("management True"), "{text}");
+    // Network boot (ipxe) needs the deploy ramdisk images.
+    assert!(text.contains("boot False"), "{text}");
+    assert!(
+        ferric(
+            &url,
+            &[
+                "node",
+                "set",
+                "n1",
+                "--driver-info",
+                "deploy_kernel=agent/vmlinuz",
+                "--driver-info",
+                "deploy_ramdisk=agent/initrd"
+            ]
+        )
+        .0
+    );
+    let (ok, text) =
+        ferric(&url, &["node", "validate", "n1", "-f", "value", "-c", "interface", "-c", "result"]);
+    assert!(ok && text.contains("boot True"), "{text}");
     let (ok, text) = ferric(&url, &["node", "manage", "n1", "--wait", "60"]);
     assert!(ok, "{text}");
     let show = |field: &str| {
