@@ -1,11 +1,13 @@
 //! The vbmc configuration file (TOML): a list of machines, each with its
-//! IPMI endpoint and credentials, and either `simulated = true` or a
-//! `[machines.qemu]` table.
+//! IPMI endpoint, optionally a Redfish endpoint (`redfish_port`, plain
+//! HTTP on the same address), the credentials both use, and either
+//! `simulated = true` or a `[machines.qemu]` table.
 //!
 //! ```toml
 //! [[machines]]
 //! name = "node-0"
 //! ipmi_port = 6230
+//! redfish_port = 8000
 //! username = "admin"
 //! password = "password"
 //! simulated = true
@@ -57,6 +59,10 @@ fn default_command_timeout() -> f64 {
     30.0
 }
 
+fn default_graceful_timeout() -> f64 {
+    10.0
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +80,10 @@ pub struct MachineConfig {
     #[serde(default = "default_address")]
     pub address: IpAddr,
     pub ipmi_port: u16,
+    /// The TCP port of the machine's Redfish service (plain HTTP, same
+    /// address); none unless set.
+    #[serde(default)]
+    pub redfish_port: Option<u16>,
     pub username: String,
     pub password: String,
     /// Cipher suites offered (3 and 17 unless set).
@@ -82,6 +92,10 @@ pub struct MachineConfig {
     /// Seconds a machine operation may take before IPMI answers 0xC3.
     #[serde(default = "default_command_timeout")]
     pub command_timeout: f64,
+    /// Seconds a Redfish `GracefulRestart` waits for the guest to power
+    /// off before it resets the machine.
+    #[serde(default = "default_graceful_timeout")]
+    pub graceful_timeout: f64,
     /// An in-memory machine instead of QEMU.
     #[serde(default)]
     pub simulated: bool,
@@ -91,6 +105,10 @@ pub struct MachineConfig {
 impl MachineConfig {
     pub fn command_timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.command_timeout).unwrap_or(Duration::from_secs(30))
+    }
+
+    pub fn graceful_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.graceful_timeout).unwrap_or(Duration::from_secs(10))
     }
 }
 
@@ -111,6 +129,7 @@ impl Config {
         let invalid = |text: String| Err(ConfigError::Invalid(text));
         let mut names = HashSet::new();
         let mut endpoints = HashSet::new();
+        let mut tcp_endpoints = HashSet::new();
         for machine in &self.machines {
             let name = &machine.name;
             if name.is_empty() {
@@ -121,6 +140,14 @@ impl Config {
             }
             if machine.ipmi_port != 0 && !endpoints.insert((machine.address, machine.ipmi_port)) {
                 return invalid(format!("machine {name}: port {} is taken", machine.ipmi_port));
+            }
+            if let Some(port) = machine.redfish_port {
+                if port != 0 && !tcp_endpoints.insert((machine.address, port)) {
+                    return invalid(format!("machine {name}: Redfish port {port} is taken"));
+                }
+            }
+            if !(machine.graceful_timeout >= 0.0 && machine.graceful_timeout.is_finite()) {
+                return invalid(format!("machine {name}: graceful_timeout must not be negative"));
             }
             if machine.username.is_empty() || machine.username.len() > 16 {
                 return invalid(format!("machine {name}: username must be 1-16 bytes"));
@@ -161,6 +188,7 @@ mod tests {
 [[machines]]
 name = "node-0"
 ipmi_port = 6230
+redfish_port = 8000
 username = "admin"
 password = "password"
 simulated = true
@@ -179,6 +207,9 @@ stop_timeout = 2.5
         let config = Config::parse(text).unwrap();
         assert_eq!(config.machines.len(), 2);
         assert_eq!(config.machines[0].address, default_address());
+        assert_eq!(config.machines[0].redfish_port, Some(8000));
+        assert_eq!(config.machines[1].redfish_port, None);
+        assert_eq!(config.machines[1].graceful_timeout(), Duration::from_secs(10));
         let qemu = config.machines[1].qemu.as_ref().unwrap();
         assert_eq!(qemu.binary, "qemu-system-x86_64");
         assert_eq!(qemu.stop_timeout, Duration::from_millis(2500));
@@ -194,6 +225,12 @@ stop_timeout = 2.5
         assert!(Config::parse(&(machine("a", 1) + &machine("a", 2))).is_err());
         assert!(Config::parse(&(machine("a", 1) + &machine("b", 1))).is_err());
         assert!(Config::parse(&(machine("a", 1) + &machine("b", 2))).is_ok());
+        let redfish = |name: &str, port: u16, redfish: u16| {
+            machine(name, port) + &format!("redfish_port = {redfish}\n")
+        };
+        assert!(Config::parse(&(redfish("a", 1, 80) + &redfish("b", 2, 80))).is_err());
+        // IPMI is UDP, Redfish TCP: the same number does not conflict.
+        assert!(Config::parse(&(redfish("a", 1, 2) + &redfish("b", 2, 1))).is_ok());
         assert!(Config::parse(
             "[[machines]]\nname = \"x\"\nipmi_port = 1\nusername = \"u\"\npassword = \"p\"\n"
         )

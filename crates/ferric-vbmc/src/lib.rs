@@ -1,12 +1,14 @@
 //! Virtual BMCs for virtual machines: what VirtualBMC does for Ironic.
 //!
 //! - [`machine`]: the [`Machine`] trait, shared by every front end (IPMI
-//!   now, Redfish later): power, soft off, reset, cycle, boot override;
+//!   and Redfish): power, soft off, reset, cycle, boot override;
 //! - [`simulated`]: [`SimulatedMachine`], in memory, with counters and
 //!   fault knobs, for tests and large simulated fleets;
 //! - [`qemu`]: [`QemuMachine`], one QEMU process driven through QMP;
 //! - [`ipmi`]: an IPMI 2.0 lanplus server per machine, on
 //!   [`ferric_ipmi::server`] (cipher suites 3 and 17);
+//! - [`redfish`]: a Redfish service per machine (optional: `redfish_port`),
+//!   on axum, plain HTTP with basic authentication (TLS is a later change);
 //! - [`config`]: the TOML file; [`start`] and [`run`] bring a fleet up.
 //!
 //! Servers bind 127.0.0.1 unless configured otherwise.
@@ -15,6 +17,7 @@ pub mod config;
 pub mod ipmi;
 pub mod machine;
 pub mod qemu;
+pub mod redfish;
 pub mod simulated;
 
 use std::future::Future;
@@ -27,6 +30,7 @@ pub use config::{Config, ConfigError, MachineConfig};
 pub use ipmi::{IpmiServer, IpmiSettings};
 pub use machine::{BootDevice, BootSetting, Machine, MachineError, PowerState};
 pub use qemu::{QemuConfig, QemuMachine};
+pub use redfish::{RedfishServer, RedfishSettings};
 pub use simulated::{Faults, SimulatedMachine};
 
 #[derive(Debug, Error)]
@@ -47,6 +51,8 @@ pub struct Vbmc {
     pub name: String,
     pub machine: Arc<dyn Machine>,
     pub ipmi: IpmiServer,
+    /// The Redfish service, when the machine has a `redfish_port`.
+    pub redfish: Option<RedfishServer>,
 }
 
 /// A running fleet; every server stops when it is dropped (QEMU processes
@@ -89,7 +95,26 @@ pub async fn start(config: &Config) -> Result<Fleet, VbmcError> {
             .await
             .map_err(|source| VbmcError::Bind { name: entry.name.clone(), address, source })?;
         tracing::info!(machine = %entry.name, address = %ipmi.local_addr(), "IPMI BMC listening");
-        vbmcs.push(Vbmc { name: entry.name.clone(), machine, ipmi });
+        let redfish = match entry.redfish_port {
+            Some(port) => {
+                let address = SocketAddr::new(entry.address, port);
+                let settings = RedfishSettings {
+                    address,
+                    username: entry.username.clone(),
+                    password: entry.password.clone(),
+                    command_timeout: entry.command_timeout(),
+                    graceful_timeout: entry.graceful_timeout(),
+                };
+                let server =
+                    RedfishServer::start(settings, machine.clone()).await.map_err(|source| {
+                        VbmcError::Bind { name: entry.name.clone(), address, source }
+                    })?;
+                tracing::info!(machine = %entry.name, url = %server.url(), "Redfish BMC listening");
+                Some(server)
+            }
+            None => None,
+        };
+        vbmcs.push(Vbmc { name: entry.name.clone(), machine, ipmi, redfish });
     }
     Ok(Fleet { vbmcs })
 }

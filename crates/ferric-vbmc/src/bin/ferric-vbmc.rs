@@ -9,7 +9,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "ferric-vbmc",
-    about = "Virtual BMCs (IPMI lanplus) for QEMU and simulated machines"
+    about = "Virtual BMCs (IPMI lanplus, optional Redfish) for QEMU and simulated machines"
 )]
 struct Args {
     /// The configuration file (TOML).
