@@ -247,6 +247,19 @@ fn schemas() -> BTreeMap<&'static str, Value> {
         "conductor": {"type": ["string", "null"]}, "user": {"type": ["string", "null"]},
         "links": {"$ref": "#/components/schemas/Links"}}}));
     schemas.insert("HistoryCollection", collection("history", "HistoryEvent"));
+    schemas.insert("Lookup", json!({"type": "object", "required": ["node", "config"], "properties": {
+        "node": {"type": "object", "properties": {"uuid": {"type": "string", "format": "uuid"},
+            "properties": {"type": "object"}, "instance_info": {"type": "object"},
+            "driver_internal_info": {"type": "object"}, "links": {"$ref": "#/components/schemas/Links"}}},
+        "config": {"type": "object", "properties": {"heartbeat_timeout": {"type": "integer"},
+            "agent_token": {"type": ["string", "null"], "description": "Issued once; ****** afterwards"},
+            "agent_token_required": {"type": "boolean"}}}}}));
+    schemas.insert("Heartbeat", json!({"type": "object", "required": ["callback_url"], "properties": {
+        "callback_url": {"type": "string"}, "agent_token": {"type": "string"},
+        "agent_version": {"type": "string", "x-since-microversion": "1.36"},
+        "agent_verify_ca": {"type": "string", "x-since-microversion": "1.68"},
+        "agent_status": {"type": "string", "enum": ["start", "end", "error"], "x-since-microversion": "1.72"},
+        "agent_status_message": {"type": "string", "x-since-microversion": "1.72"}}}));
     schemas
 }
 

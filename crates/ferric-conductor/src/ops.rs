@@ -109,6 +109,10 @@ async fn power(inner: &Inner, node: Node, target: PowerTarget, timeout: Option<D
             Err((_, observed)) => *observed,
         };
         fresh.target_power_state = None;
+        if outcome.is_ok() && target != PowerTarget::On {
+            // Powering off or rebooting ends the running agent.
+            forget_agent(fresh);
+        }
         fresh.last_error = message.clone();
         fresh.pending_action = None;
         fresh.reservation = None;
@@ -209,6 +213,10 @@ async fn finish(
                 }
             }
         }
+        if fresh.provision_state.is_stable() || fresh.provision_state.is_failure() {
+            // The agent's token and address are good for one operation only.
+            forget_agent(fresh);
+        }
         if event_is_terminal(&ending) {
             fresh.clean_step = JsonObject::new();
             fresh.deploy_step = JsonObject::new();
@@ -257,6 +265,20 @@ async fn finish(
         Err(error) => {
             tracing::error!(node = %uuid, %error, "could not record the end of an operation")
         }
+    }
+}
+
+/// Drops what ties the node to a running agent (token, callback URL), so
+/// the next ramdisk boot gets a fresh token at lookup.
+fn forget_agent(node: &mut Node) {
+    for key in [
+        "agent_secret_token",
+        "agent_url",
+        "agent_last_heartbeat",
+        "agent_version",
+        "agent_verify_ca",
+    ] {
+        node.driver_internal_info.remove(key);
     }
 }
 

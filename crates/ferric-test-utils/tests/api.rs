@@ -742,3 +742,74 @@ async fn power_sync_puts_unreachable_bmcs_in_maintenance_and_recovers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn agent_lookup_and_heartbeat_with_one_time_tokens() {
+    for_each_backend(|ctx| async move {
+        let node = ctx.create_node("agented").await;
+        let uuid = node["uuid"].as_str().unwrap().to_owned();
+        let port = ctx.post("/v1/ports", json!({"address": "52:54:00:0a:0b:0c", "node_uuid": uuid})).await;
+        assert_eq!(port.status, StatusCode::CREATED);
+        // Not expecting an agent: the same 404 as for an unknown MAC.
+        let early = ctx.get("/v1/lookup?addresses=52:54:00:0a:0b:0c").await;
+        assert_eq!(early.status, StatusCode::NOT_FOUND);
+        let unknown = ctx.get("/v1/lookup?addresses=52:54:00:ff:ff:ff").await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        assert_eq!(ctx.get("/v1/lookup").await.status, StatusCode::BAD_REQUEST);
+        assert_eq!(ctx.get("/v1/lookup?addresses=not-a-mac").await.status, StatusCode::BAD_REQUEST);
+        let old = ctx.request(Method::GET, "/v1/lookup?addresses=52:54:00:0a:0b:0c", Some("1.21"), None).await;
+        assert_eq!(old.status, StatusCode::NOT_FOUND);
+
+        // A node waiting for its agent (as a deploy does).
+        let mut stored = ctx.store.node_get_by_uuid(uuid.parse().unwrap()).await.unwrap();
+        stored.provision_state = ferric_types::ProvisionState::DeployWait;
+        stored.target_provision_state = Some(ferric_types::ProvisionState::Active);
+        ctx.store.node_update(&stored).await.unwrap();
+        let found = ctx.get("/v1/lookup?addresses=aa:bb:cc:dd:ee:ff,52:54:00:0A:0B:0C").await;
+        assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+        assert_eq!(found.body["node"]["uuid"], uuid);
+        assert_eq!(found.body["config"]["heartbeat_timeout"], 300);
+        assert_eq!(found.body["config"]["agent_token_required"], true);
+        let token = found.body["config"]["agent_token"].as_str().unwrap().to_owned();
+        assert_eq!(token.len(), 43);
+        // Issued once: later lookups (and every node view) see it masked.
+        let again = ctx.get(&format!("/v1/lookup?node_uuid={uuid}")).await;
+        assert_eq!(again.body["config"]["agent_token"], "******");
+        let shown = ctx.get("/v1/nodes/agented").await;
+        assert_eq!(shown.body["driver_internal_info"]["agent_secret_token"], "******");
+        // Below 1.62 no token is handed out.
+        let legacy = ctx.request(Method::GET, &format!("/v1/lookup?node_uuid={uuid}"), Some("1.61"), None).await;
+        assert_eq!(legacy.body["config"]["agent_token"], Value::Null);
+
+        let beat = |body: Value| {
+            let ctx = &ctx;
+            async move { ctx.post("/v1/heartbeat/agented", body).await }
+        };
+        let missing = beat(json!({"callback_url": "http://198.18.0.100:9999"})).await;
+        assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+        assert!(missing.fault().contains("agent token"), "{}", missing.fault());
+        let wrong = beat(json!({"callback_url": "http://198.18.0.100:9999", "agent_token": "nope"})).await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+        assert_eq!(beat(json!({"agent_token": token})).await.status, StatusCode::BAD_REQUEST);
+        let ok = beat(json!({"callback_url": "http://198.18.0.100:9999", "agent_token": token, "agent_version": "ferric-0.1"})).await;
+        assert_eq!(ok.status, StatusCode::ACCEPTED, "{:?}", ok.body);
+        let node = ctx.get("/v1/nodes/agented").await.body;
+        assert_eq!(node["driver_internal_info"]["agent_url"], "http://198.18.0.100:9999");
+        assert_eq!(node["driver_internal_info"]["agent_version"], "ferric-0.1");
+        let moved = beat(json!({"callback_url": "http://198.18.0.101:9999", "agent_token": token})).await;
+        assert_eq!(moved.status, StatusCode::BAD_REQUEST);
+        let too_new = ctx
+            .request(Method::POST, "/v1/heartbeat/agented", Some("1.35"),
+                Some(json!({"callback_url": "http://198.18.0.100:9999", "agent_token": token, "agent_version": "x"})))
+            .await;
+        assert_eq!(too_new.status, StatusCode::BAD_REQUEST);
+
+        // The wait ends (abort): the token and agent address are forgotten.
+        let aborted = ctx.provision("agented", "abort").await;
+        assert_eq!(aborted["provision_state"], "deploy failed");
+        assert!(aborted["driver_internal_info"].get("agent_secret_token").is_none(), "{aborted}");
+        assert!(aborted["driver_internal_info"].get("agent_url").is_none(), "{aborted}");
+        ctx
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! Routes and handlers, one module per resource.
 
+mod agent;
 mod chassis;
 mod conductors;
 mod drivers;
@@ -111,6 +112,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/v1/drivers", "driver_list", "List hardware types", since 1, 200, None, Some("DriverCollection"), get(drivers::list)),
     endpoint!(GET "/v1/drivers/{driver}", "driver_get", "Show a hardware type", since 1, 200, None, Some("Driver"), get(drivers::show)),
     endpoint!(GET "/v1/drivers/{driver}/properties", "driver_properties", "driver_info keys a hardware type reads", since 1, 200, None, Some("DriverProperties"), get(drivers::properties)),
+    endpoint!(GET "/v1/lookup", "agent_lookup", "A ramdisk agent looks its node up by MAC or UUID", since 22, 200, None, Some("Lookup"), get(agent::lookup)),
+    endpoint!(POST "/v1/heartbeat/{node}", "agent_heartbeat", "A ramdisk agent reports in", since 22, 202, Some("Heartbeat"), None, post(agent::heartbeat)),
     endpoint!(GET "/v1/conductors", "conductor_list", "List conductors", since 49, 200, None, Some("ConductorCollection"), get(conductors::list)),
     endpoint!(GET "/v1/conductors/{hostname}", "conductor_get", "Show a conductor", since 49, 200, None, Some("Conductor"), get(conductors::show)),
 ];

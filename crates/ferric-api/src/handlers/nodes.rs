@@ -53,7 +53,7 @@ fn locked(node: &Node) -> Option<ApiError> {
 /// Loads the node, lets `change` modify it, and writes it back on condition
 /// that nobody else wrote in between (retrying if someone did). `change`
 /// sees the freshest node each time and may refuse with an error.
-async fn mutate<F>(state: &ApiState, ident: &str, mut change: F) -> ApiResult<Node>
+pub(super) async fn mutate<F>(state: &ApiState, ident: &str, mut change: F) -> ApiResult<Node>
 where
     F: FnMut(&mut Node) -> ApiResult<()>,
 {

@@ -39,11 +39,13 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
                         "type": "application/vnd.openstack.ironic.v1+json"},
         "version": version_object(&ctx),
     });
-    let resources: [(&str, u16); 6] = [
+    let resources: [(&str, u16); 8] = [
         ("chassis", 1),
         ("nodes", 1),
         ("ports", 1),
         ("drivers", 1),
+        ("lookup", 22),
+        ("heartbeat", 22),
         ("portgroups", 23),
         ("conductors", 49),
     ];
