@@ -247,6 +247,17 @@ fn schemas() -> BTreeMap<&'static str, Value> {
         "conductor": {"type": ["string", "null"]}, "user": {"type": ["string", "null"]},
         "links": {"$ref": "#/components/schemas/Links"}}}));
     schemas.insert("HistoryCollection", collection("history", "HistoryEvent"));
+    schemas.insert(
+        "Children",
+        json!({"type": "object", "required": ["children"], "properties": {
+        "children": {"type": "array", "items": {"type": "string", "format": "uuid"}}}}),
+    );
+    schemas.insert(
+        "Shards",
+        json!({"type": "object", "required": ["shards"], "properties": {
+        "shards": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "count": {"type": "integer"}}}}}}),
+    );
     schemas.insert("Lookup", json!({"type": "object", "required": ["node", "config"], "properties": {
         "node": {"type": "object", "properties": {"uuid": {"type": "string", "format": "uuid"},
             "properties": {"type": "object"}, "instance_info": {"type": "object"},

@@ -178,6 +178,15 @@ impl Store {
             .collect()
     }
 
+    /// Every shard in use with its node count, by shard name.
+    pub async fn node_shard_counts(&self) -> Result<Vec<(String, i64)>> {
+        let sql = Sql::new(
+            "SELECT shard, COUNT(*) FROM nodes WHERE shard IS NOT NULL GROUP BY shard ORDER BY shard",
+            Vec::new(),
+        );
+        self.fetch_all(sql).await
+    }
+
     /// The `(uuid, version)` of one node, by UUID or name.
     pub async fn node_version(&self, ident: &NodeIdent) -> Result<(Uuid, i64)> {
         let (column, value) = match ident {

@@ -813,3 +813,33 @@ async fn agent_lookup_and_heartbeat_with_one_time_tokens() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shards_and_children() {
+    for_each_backend(|ctx| async move {
+        let parent = ctx.create_node("chassis-node").await;
+        let parent_uuid = parent["uuid"].as_str().unwrap().to_owned();
+        for (name, shard) in [("blade-1", "s1"), ("blade-2", "s1"), ("blade-3", "s2")] {
+            let reply = ctx
+                .post("/v1/nodes", json!({"driver": "fake-hardware", "name": name, "shard": shard, "parent_node": "chassis-node"}))
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+            assert_eq!(reply.body["parent_node"], parent_uuid);
+        }
+        let shards = ctx.get("/v1/shards").await;
+        assert_eq!(shards.body, json!({"shards": [{"name": "s1", "count": 2}, {"name": "s2", "count": 1}]}));
+        let children = ctx.get("/v1/nodes/chassis-node/children").await;
+        assert_eq!(children.body["children"].as_array().unwrap().len(), 3);
+        // Child nodes are left out of listings unless asked for (1.83).
+        let listed = ctx.get("/v1/nodes").await;
+        assert_eq!(listed.body["nodes"].as_array().unwrap().len(), 1);
+        let all = ctx.get("/v1/nodes?include_children=true").await;
+        assert_eq!(all.body["nodes"].as_array().unwrap().len(), 4);
+        let sharded = ctx.get("/v1/nodes?shard=s1&include_children=true").await;
+        assert_eq!(sharded.body["nodes"].as_array().unwrap().len(), 2);
+        let old = ctx.request(Method::GET, "/v1/shards", Some("1.81"), None).await;
+        assert_eq!(old.status, StatusCode::NOT_FOUND);
+        ctx
+    })
+    .await;
+}

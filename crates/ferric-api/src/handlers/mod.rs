@@ -17,8 +17,17 @@ use crate::error::ApiError;
 use crate::ApiState;
 
 /// Resources reachable without the `/v1` prefix.
-pub const TOP_LEVEL_RESOURCES: &[&str] =
-    &["nodes", "ports", "portgroups", "chassis", "drivers", "conductors", "lookup", "heartbeat"];
+pub const TOP_LEVEL_RESOURCES: &[&str] = &[
+    "nodes",
+    "ports",
+    "portgroups",
+    "chassis",
+    "drivers",
+    "conductors",
+    "lookup",
+    "heartbeat",
+    "shards",
+];
 
 /// One API operation: where it is, what it does, and its handler. The
 /// router and the OpenAPI document are both built from [`ENDPOINTS`], so
@@ -83,6 +92,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(DELETE "/v1/nodes/{node}/traits/{name}", "node_trait_remove", "Remove one trait", since 37, 204, None, None, delete(nodes::trait_remove)),
     endpoint!(GET "/v1/nodes/{node}/history", "node_history_list", "A node's history", since 78, 200, None, Some("HistoryCollection"), get(nodes::history_list)),
     endpoint!(GET "/v1/nodes/{node}/history/{event}", "node_history_get", "One history event", since 78, 200, None, Some("HistoryEvent"), get(nodes::history_show)),
+    endpoint!(GET "/v1/nodes/{node}/children", "node_children_list", "The UUIDs of a node's child nodes", since 83, 200, None, Some("Children"), get(nodes::children)),
+    endpoint!(GET "/v1/shards", "shard_list", "Shards in use, with their node counts", since 82, 200, None, Some("Shards"), get(nodes::shards)),
     endpoint!(GET "/v1/nodes/{node}/ports", "node_port_list", "A node's ports", since 1, 200, None, Some("PortCollection"), get(ports::list_of_node)),
     endpoint!(GET "/v1/nodes/{node}/ports/detail", "node_port_list_detail", "A node's ports with every field", since 1, 200, None, Some("PortCollection"), get(ports::list_of_node_detail)),
     endpoint!(GET "/v1/nodes/{node}/portgroups", "node_portgroup_list", "A node's portgroups", since 24, 200, None, Some("PortgroupCollection"), get(portgroups::list_of_node)),

@@ -1426,3 +1426,38 @@ pub async fn history_show(
     let event = state.store.history_get(node.uuid, event_uuid).await?;
     Ok(Json(history_json(&ctx, &node, &event, true)))
 }
+
+// ---------------------------------------------------------------- shards, children
+
+pub async fn shards(State(state): State<ApiState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(82)?;
+    let shards: Vec<Value> = state
+        .store
+        .node_shard_counts()
+        .await?
+        .into_iter()
+        .map(|(name, count)| json!({"name": name, "count": count}))
+        .collect();
+    Ok(Json(json!({ "shards": shards })))
+}
+
+pub async fn children(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(83)?;
+    let node = load(&state, &ident).await?;
+    let query = NodeQuery {
+        filters: NodeFilters { parent_node: Some(node.uuid.to_string()), ..NodeFilters::default() },
+        ..NodeQuery::default()
+    };
+    let children: Vec<String> = state
+        .store
+        .node_list_versions(&query)
+        .await?
+        .into_iter()
+        .map(|(uuid, _)| uuid.to_string())
+        .collect();
+    Ok(Json(json!({ "children": children })))
+}

@@ -39,7 +39,7 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
                         "type": "application/vnd.openstack.ironic.v1+json"},
         "version": version_object(&ctx),
     });
-    let resources: [(&str, u16); 8] = [
+    let resources: [(&str, u16); 9] = [
         ("chassis", 1),
         ("nodes", 1),
         ("ports", 1),
@@ -48,6 +48,7 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
         ("heartbeat", 22),
         ("portgroups", 23),
         ("conductors", 49),
+        ("shards", 82),
     ];
     if let Some(map) = body.as_object_mut() {
         for (name, minor) in resources {
