@@ -460,32 +460,44 @@ fn sushy_venv() -> Result<PathBuf, String> {
 }
 
 fn prepare_venv() -> Result<PathBuf, String> {
-    let hash = format!("{:016x}", fnv1a_64(SUSHY_REQUIREMENTS.as_bytes()));
-    let venv = match std::env::var_os(SUSHY_VENV_ENV) {
+    python_venv(SUSHY_REQUIREMENTS, SUSHY_VENV_ENV, "ferric-sushy", "sushy-emulator")
+}
+
+/// A Python venv with `requirements` (pinned `pip` requirements text)
+/// installed: at `$venv_env` if set, else `/var/tmp/<name>-venv-<hash>`,
+/// reused while its marker records the same requirements hash and
+/// `bin/<probe>` exists. Shared by every test that drives a Python peer.
+pub fn python_venv(
+    requirements: &str,
+    venv_env: &str,
+    name: &str,
+    probe: &str,
+) -> Result<PathBuf, String> {
+    let hash = format!("{:016x}", fnv1a_64(requirements.as_bytes()));
+    let venv = match std::env::var_os(venv_env) {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(format!("/var/tmp/ferric-sushy-venv-{hash}")),
+        None => PathBuf::from(format!("/var/tmp/{name}-venv-{hash}")),
     };
     let marker = venv.join(MARKER_FILE);
-    let emulator = venv.join("bin").join("sushy-emulator");
     let installed = std::fs::read_to_string(&marker).unwrap_or_default();
-    if installed.trim() == hash && emulator.exists() {
+    if installed.trim() == hash && venv.join("bin").join(probe).exists() {
         return Ok(venv);
     }
-    eprintln!("creating the sushy-tools venv {}", venv.display());
-    let requirements = std::env::temp_dir()
-        .join(format!("ferric-sushy-requirements-{}-{hash}.txt", std::process::id()));
-    std::fs::write(&requirements, SUSHY_REQUIREMENTS)
-        .map_err(|error| format!("writing {}: {error}", requirements.display()))?;
+    eprintln!("creating the Python venv {}", venv.display());
+    let requirements_file =
+        std::env::temp_dir().join(format!("{name}-requirements-{}-{hash}.txt", std::process::id()));
+    std::fs::write(&requirements_file, requirements)
+        .map_err(|error| format!("writing {}: {error}", requirements_file.display()))?;
     let mut create = Command::new("python3");
     create.arg("-m").arg("venv").arg(&venv);
     let result = run_step("python3 -m venv", create).and_then(|()| {
         let mut install = Command::new(venv.join("bin").join("python"));
         install
             .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r"])
-            .arg(&requirements);
+            .arg(&requirements_file);
         run_step("pip install", install)
     });
-    let _ = std::fs::remove_file(&requirements);
+    let _ = std::fs::remove_file(&requirements_file);
     result?;
     std::fs::write(&marker, format!("{hash}\n"))
         .map_err(|error| format!("writing {}: {error}", marker.display()))?;
