@@ -29,24 +29,6 @@ pub enum BootAction {
     Misconfigured(String),
 }
 
-/// The states in which the node runs ferric's ramdisk.
-pub fn boots_ramdisk(state: ProvisionState) -> bool {
-    use ProvisionState::*;
-    matches!(
-        state,
-        Deploying
-            | DeployWait
-            | Cleaning
-            | CleanWait
-            | Inspecting
-            | InspectWait
-            | Rescuing
-            | RescueWait
-            | Servicing
-            | ServiceWait
-    )
-}
-
 fn resolve(reference: &str, settings: &BootSettings) -> String {
     if reference.contains("://") {
         reference.to_owned()
@@ -65,7 +47,7 @@ pub fn decide(node: &Node, mac: &str, settings: &BootSettings) -> BootAction {
     if state == ProvisionState::Active {
         return BootAction::LocalDisk;
     }
-    if !boots_ramdisk(state) {
+    if !state.runs_ramdisk() {
         return BootAction::Exit;
     }
     let rescue = matches!(state, ProvisionState::Rescuing | ProvisionState::RescueWait);

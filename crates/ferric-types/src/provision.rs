@@ -219,6 +219,25 @@ impl ProvisionState {
         }
     }
 
+    /// States in which the node runs ferric's ramdisk: it network-boots the
+    /// deploy (or rescue) kernel, and its agent may look the node up and
+    /// heartbeat.
+    pub fn runs_ramdisk(self) -> bool {
+        matches!(
+            self,
+            Self::Deploying
+                | Self::DeployWait
+                | Self::Cleaning
+                | Self::CleanWait
+                | Self::Inspecting
+                | Self::InspectWait
+                | Self::Rescuing
+                | Self::RescueWait
+                | Self::Servicing
+                | Self::ServiceWait
+        )
+    }
+
     fn is_cleaning_family(self) -> bool {
         matches!(self, Self::Cleaning | Self::CleanWait | Self::CleanHold | Self::CleanFailed)
     }

@@ -9,7 +9,7 @@ use axum::Json;
 use base64::Engine;
 use ferric_store::{NodeIdent, StoreError};
 use ferric_types::validate::{mask_secrets, normalize_mac, MASK};
-use ferric_types::{Node, ProvisionState, Timestamp};
+use ferric_types::{Node, Timestamp};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
@@ -23,24 +23,6 @@ const TOKEN_KEY: &str = "agent_secret_token";
 
 /// How long an agent may go between heartbeats (`[api]ramdisk_heartbeat_timeout`).
 const HEARTBEAT_TIMEOUT_SECONDS: u64 = 300;
-
-/// States in which a ramdisk may look its node up (Ironic's
-/// `restrict_lookup`): the node is expecting an agent.
-fn expects_agent(state: ProvisionState) -> bool {
-    use ProvisionState::*;
-    matches!(
-        state,
-        Deploying
-            | DeployWait
-            | Cleaning
-            | CleanWait
-            | Inspecting
-            | InspectWait
-            | Rescuing
-            | RescueWait
-            | ServiceWait
-    )
-}
 
 /// A fresh token: 32 random bytes, URL-safe base64 (43 characters).
 fn new_token() -> String {
@@ -80,7 +62,7 @@ pub async fn lookup(
         None => state.store.node_by_port_addresses(&addresses).await?,
     };
     let node =
-        found.filter(|node| expects_agent(node.provision_state)).ok_or_else(lookup_not_found)?;
+        found.filter(|node| node.provision_state.runs_ramdisk()).ok_or_else(lookup_not_found)?;
     let token =
         if ctx.version.at_least(62) { Some(issue_token(&state, &node).await?) } else { None };
     let node = state.store.node_get_by_uuid(node.uuid).await?;
@@ -185,7 +167,7 @@ pub async fn heartbeat(
     }
     let verify_ca = text("agent_verify_ca")?;
     let node = nodes::mutate(&state, &ident, |node| {
-        if !expects_agent(node.provision_state) && !node.provision_state.is_stable() {
+        if !node.provision_state.runs_ramdisk() && !node.provision_state.is_stable() {
             return Err(ApiError::bad(format!(
                 "Node {} is in state \"{}\" and does not expect an agent heartbeat.",
                 node.uuid, node.provision_state
