@@ -44,6 +44,9 @@ enum Ending {
     Event(Event),
     /// Leave the provision state as it is (the API already moved it).
     Stay,
+    /// Still waiting for the agent, which is alive: leave the state, but
+    /// restart the wait timeout (as Ironic's heartbeats do).
+    StillWaiting,
 }
 
 /// Runs the pending action of `uuid` if it is reserved for this conductor.
@@ -76,6 +79,7 @@ pub(crate) async fn run(inner: Arc<Inner>, uuid: Uuid) {
                 power(&inner, node, target, timeout_seconds.map(Duration::from_secs)).await
             }
             PendingAction::Provision(request) => provision(&inner, node, request).await,
+            PendingAction::AgentCallback => agent_callback(&inner, node).await,
         }
     }
 }
@@ -156,6 +160,7 @@ async fn provision(inner: &Inner, node: Node, request: ProvisionRequest) {
         // (available → manageable): nothing more to do.
         (_, Some(Verb::Abort)) => {
             let mut node = node;
+            shut_down_ramdisk(inner, &mut node).await;
             node.last_error = Some(format!(
                 "The operation was aborted by request; the node is now \"{}\"",
                 node.provision_state
@@ -164,15 +169,185 @@ async fn provision(inner: &Inner, node: Node, request: ProvisionRequest) {
         }
         _ => Ok((node, Ending::Stay)),
     };
+    settle(inner, uuid, result, started).await;
+}
+
+/// Hands an operation's result to [`finish`]; a failed operation first
+/// powers off a node that runs the deploy ramdisk (as Ironic does), so a
+/// failed deploy or clean never leaves the agent running.
+async fn settle(
+    inner: &Inner,
+    uuid: Uuid,
+    result: Result<(Node, Ending), Failure>,
+    started: std::time::Instant,
+) {
     let (working, ending, error) = match result {
         Ok((working, ending)) => (Some(working), ending, None),
-        Err(Failure::Failed(message)) => (None, Ending::Event(Event::Fail), Some(message)),
+        Err(Failure::Failed(message)) => {
+            let mut working = None;
+            if let Ok(mut node) = inner.store.node_get_by_uuid(uuid).await {
+                if node.driver_internal_info.contains_key(RAMDISK_BOOTED) {
+                    shut_down_ramdisk(inner, &mut node).await;
+                    working = Some(node);
+                }
+            }
+            (working, Ending::Event(Event::Fail), Some(message))
+        }
         Err(Failure::Store(error)) => {
             tracing::error!(node = %uuid, %error, "store failure during an operation; recovery will fail it");
             return;
         }
     };
     finish(inner, uuid, working, ending, error, started.elapsed()).await;
+}
+
+/// Set while the node runs (or is booting) the deploy ramdisk for the
+/// current operation.
+const RAMDISK_BOOTED: &str = "ramdisk_booted";
+/// Set while the conductor waits for a freshly booted agent's first call-back.
+const AWAITING_AGENT: &str = "agent_wait_for_callback";
+
+/// Boots the node into the deploy ramdisk: provisioning (or cleaning)
+/// network, boot preparation, boot device, power on.
+async fn boot_ramdisk(
+    inner: &Inner,
+    node: &mut Node,
+    drivers: &DriverSet,
+    phase: StepPhase,
+) -> Result<(), Failure> {
+    let context = "Failed to boot the deploy ramdisk";
+    match phase {
+        StepPhase::Deploy => drivers.network.add_provisioning_network(node).await,
+        _ => drivers.network.add_cleaning_network(node).await,
+    }
+    .map_err(|e| failed(context, e))?;
+    drivers.boot.prepare_ramdisk(node).await.map_err(|e| failed(context, e))?;
+    let device = drivers.boot.ramdisk_boot_device();
+    drivers
+        .management
+        .set_boot_device(node, device, false)
+        .await
+        .map_err(|e| failed(context, e))?;
+    // A fresh agent gets a fresh token at lookup.
+    forget_agent(node);
+    let target = if node.power_state == Some(PowerState::Off) {
+        PowerTarget::On
+    } else {
+        PowerTarget::Reboot
+    };
+    drivers
+        .power
+        .set_power_state(node, target, Some(inner.config.power_state_change_timeout))
+        .await
+        .map_err(|e| failed(context, e))?;
+    node.power_state = Some(PowerState::On);
+    node.driver_internal_info.insert(RAMDISK_BOOTED.into(), Value::Bool(true));
+    node.driver_internal_info.insert(AWAITING_AGENT.into(), Value::Bool(true));
+    Ok(())
+}
+
+/// Powers off a node running the deploy ramdisk and undoes its boot
+/// preparation. Best effort: used on failure and abort paths, which must
+/// not fail again.
+async fn shut_down_ramdisk(inner: &Inner, node: &mut Node) {
+    if node.driver_internal_info.remove(RAMDISK_BOOTED).is_none() {
+        return;
+    }
+    node.driver_internal_info.remove(AWAITING_AGENT);
+    let Ok(drivers) = DriverSet::load(node) else { return };
+    if !node.disable_power_off {
+        match drivers
+            .power
+            .set_power_state(node, PowerTarget::Off, Some(inner.config.power_state_change_timeout))
+            .await
+        {
+            Ok(()) => node.power_state = Some(PowerState::Off),
+            Err(error) => {
+                tracing::warn!(node = %node.uuid, %error, "could not power off the ramdisk")
+            }
+        }
+    }
+    if let Err(error) = drivers.boot.clean_up_ramdisk(node).await {
+        tracing::warn!(node = %node.uuid, %error, "could not clean up the ramdisk boot");
+    }
+    forget_agent(node);
+}
+
+/// The agent called back (the API reserved the node for us with this
+/// action): run the step it was booted for, or check on the step it is
+/// running.
+async fn agent_callback(inner: &Inner, node: Node) {
+    let uuid = node.uuid;
+    let started = std::time::Instant::now();
+    let result = continue_with_agent(inner, node).await;
+    settle(inner, uuid, result, started).await;
+}
+
+async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    let phase = match node.provision_state {
+        ProvisionState::DeployWait => StepPhase::Deploy,
+        ProvisionState::CleanWait => StepPhase::Clean,
+        ProvisionState::ServiceWait => StepPhase::Service,
+        // Nothing of ours waits for an agent in other states.
+        _ => return Ok((node, Ending::Stay)),
+    };
+    let drivers = load_drivers(&node)?;
+    let steps = stored_steps(&node, phase);
+    let index = step_index(&node, phase).unwrap_or(0);
+    let Some(step) = steps.get(index).cloned() else {
+        return Ok((node, Ending::Stay));
+    };
+    if node.driver_internal_info.remove(AWAITING_AGENT).is_some() {
+        // The ramdisk is up: run the step it was booted for.
+        let node = resume(inner, node).await?;
+        return run_steps(inner, node, &drivers, phase).await;
+    }
+    let interface = drivers
+        .interface(step.interface)
+        .ok_or_else(|| Failure::Failed(format!("The node has no {} interface", step.interface)))?;
+    let outcome = interface.continue_step(&mut node, &step).await.map_err(|error| {
+        failed(
+            &format!(
+                "Node {} failed {} step {}.{}",
+                node.uuid,
+                phase_name(phase),
+                step.interface,
+                step.step
+            ),
+            error,
+        )
+    })?;
+    match outcome {
+        StepOutcome::Wait => Ok((node, Ending::StillWaiting)),
+        StepOutcome::Done => {
+            set_step_index(&mut node, phase, index + 1);
+            let node = resume(inner, node).await?;
+            run_steps(inner, node, &drivers, phase).await
+        }
+    }
+}
+
+/// Moves the node from its wait state back to the working state (saving the
+/// working copy's driver fields in the same write).
+async fn resume(inner: &Inner, node: Node) -> Result<Node, Failure> {
+    let working = node.clone();
+    let resumed = record::update(&inner.store, node.uuid, |fresh| {
+        match apply_event(fresh.provision_state, Event::Resume, fresh.target_provision_state) {
+            Ok(transition) => {
+                record::copy_driver_fields(&working, fresh);
+                fresh.power_state = working.power_state;
+                fresh.provision_state = transition.to;
+                fresh.target_provision_state = transition.target;
+                fresh.provision_updated_at = Some(Timestamp::now());
+                true
+            }
+            Err(_) => false,
+        }
+    })
+    .await?;
+    resumed.ok_or_else(|| {
+        Failure::Failed(format!("Node {} could not resume its operation", node.uuid))
+    })
 }
 
 /// Writes the outcome: the driver-owned fields of the working copy, the
@@ -201,6 +376,9 @@ async fn finish(
             }
         }
         from_state = Some(fresh.provision_state);
+        if let Ending::StillWaiting = ending {
+            fresh.provision_updated_at = Some(Timestamp::now());
+        }
         if let Ending::Event(event) = ending {
             match apply_event(fresh.provision_state, event, fresh.target_provision_state) {
                 Ok(transition) => {
@@ -216,6 +394,7 @@ async fn finish(
         if fresh.provision_state.is_stable() || fresh.provision_state.is_failure() {
             // The agent's token and address are good for one operation only.
             forget_agent(fresh);
+            fresh.driver_internal_info.remove(RAMDISK_BOOTED);
         }
         if event_is_terminal(&ending) {
             fresh.clean_step = JsonObject::new();
@@ -277,6 +456,8 @@ fn forget_agent(node: &mut Node) {
         "agent_last_heartbeat",
         "agent_version",
         "agent_verify_ca",
+        "agent_command_id",
+        AWAITING_AGENT,
     ] {
         node.driver_internal_info.remove(key);
     }
@@ -526,6 +707,14 @@ fn index_key(phase: StepPhase) -> &'static str {
     }
 }
 
+fn stored_steps(node: &Node, phase: StepPhase) -> Vec<Step> {
+    node.driver_internal_info
+        .get(steps_key(phase))
+        .cloned()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default()
+}
+
 fn step_index(node: &Node, phase: StepPhase) -> Option<usize> {
     node.driver_internal_info.get(index_key(phase)).and_then(Value::as_u64).map(|i| i as usize)
 }
@@ -603,12 +792,7 @@ async fn run_steps(
     drivers: &DriverSet,
     phase: StepPhase,
 ) -> Result<(Node, Ending), Failure> {
-    let steps: Vec<Step> = node
-        .driver_internal_info
-        .get(steps_key(phase))
-        .cloned()
-        .and_then(|value| serde_json::from_value(value).ok())
-        .unwrap_or_default();
+    let steps = stored_steps(&node, phase);
     let mut index = step_index(&node, phase).unwrap_or(0);
     while index < steps.len() {
         if *inner.shutdown.borrow() {
@@ -626,6 +810,12 @@ async fn run_steps(
             true
         })
         .await?;
+        if !node.driver_internal_info.contains_key(RAMDISK_BOOTED)
+            && drivers.interface(step.interface).is_some_and(|i| i.step_needs_agent(step))
+        {
+            boot_ramdisk(inner, &mut node, drivers, phase).await?;
+            return Ok((node, Ending::Event(Event::Wait)));
+        }
         let outcome = match step.step.as_str() {
             "hold" => return Ok((node, Ending::Event(Event::Hold))),
             "wait" => {
@@ -678,6 +868,27 @@ async fn run_steps(
     node.driver_internal_info.remove(steps_key(phase));
     node.driver_internal_info.remove(index_key(phase));
     *current_step_field(&mut node, phase) = JsonObject::new();
+    if phase != StepPhase::Deploy && node.driver_internal_info.contains_key(RAMDISK_BOOTED) {
+        // Cleaning or servicing ran in the ramdisk: leave the node off.
+        drivers
+            .power
+            .set_power_state(&node, PowerTarget::Off, Some(inner.config.power_state_change_timeout))
+            .await
+            .map_err(|e| failed("Failed to power off after the ramdisk steps", e))?;
+        node.power_state = Some(PowerState::Off);
+        drivers
+            .boot
+            .clean_up_ramdisk(&mut node)
+            .await
+            .map_err(|e| failed("Failed to clean up the ramdisk boot", e))?;
+        match phase {
+            StepPhase::Clean => drivers.network.remove_cleaning_network(&mut node).await,
+            _ => Ok(()),
+        }
+        .map_err(|e| failed("Failed to remove the cleaning network", e))?;
+        node.driver_internal_info.remove(RAMDISK_BOOTED);
+        forget_agent(&mut node);
+    }
     if phase == StepPhase::Deploy {
         let drivers_power = drivers.power.clone();
         if node.power_state != Some(PowerState::On) {

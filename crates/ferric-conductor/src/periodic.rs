@@ -7,7 +7,8 @@ use std::time::Duration;
 use ferric_driver::DriverSet;
 use ferric_store::{NodeFilters, NodeQuery, Page, StoreError};
 use ferric_types::{
-    apply_event, Event, Fault, Node, PendingAction, ProvisionState, Severity, Timestamp,
+    apply_event, Event, Fault, Node, PendingAction, PowerTarget, ProvisionState, Severity,
+    Timestamp,
 };
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -132,7 +133,7 @@ fn fail_interrupted(node: &mut Node, previous_holder: &str) -> bool {
             node.target_power_state = None;
             node.last_error = Some(reason);
         }
-        Some(PendingAction::Provision(_)) | None => {
+        Some(PendingAction::Provision(_) | PendingAction::AgentCallback) | None => {
             if node.provision_state.is_working() {
                 if let Ok(transition) =
                     apply_event(node.provision_state, Event::Fail, node.target_provision_state)
@@ -285,10 +286,24 @@ async fn sweep_timeouts(inner: &Arc<Inner>) -> Result<(), StoreError> {
                     fresh.fault = Some(Fault::CleanFailure);
                     fresh.maintenance_reason = Some(message.clone());
                 }
+                if fresh.driver_internal_info.remove("ramdisk_booted").is_some() {
+                    // Don't leave a silent ramdisk running: power it off,
+                    // as work for this conductor recorded in this write.
+                    fresh.driver_internal_info.remove("agent_wait_for_callback");
+                    fresh.reservation = Some(host.clone());
+                    fresh.target_power_state = Some(PowerTarget::Off);
+                    fresh.pending_action = Some(PendingAction::Power {
+                        target: PowerTarget::Off,
+                        timeout_seconds: None,
+                    });
+                }
                 true
             })
             .await?;
             if let Some(node) = updated {
+                if node.pending_action.is_some() {
+                    spawn_task(inner, node.uuid);
+                }
                 record::history(
                     &inner.store,
                     &node,

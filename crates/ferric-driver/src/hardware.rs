@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ferric_types::{HardwareType, InterfaceImpl, InterfaceKind, InterfaceSupport, Node};
 
+use crate::direct::DirectDeploy;
 use crate::error::DriverError;
 use crate::fake::{Fake, Noop};
 use crate::interfaces::{
@@ -29,7 +30,7 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Bios, vec![I::NoBios, I::Fake]),
             (K::Boot, vec![I::Fake]),
             (K::Console, vec![I::NoConsole, I::Fake]),
-            (K::Deploy, vec![I::Fake]),
+            (K::Deploy, vec![I::Fake, I::Direct]),
             (K::Firmware, vec![I::NoFirmware, I::Fake]),
             (K::Inspect, vec![I::NoInspect, I::Fake]),
             (K::Management, vec![I::Fake]),
@@ -41,14 +42,13 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Vendor, vec![I::NoVendor, I::Fake]),
         ],
         // Real power and management over IPMI, network boot through
-        // ferric's boot services. Deploy stays fake until the agent deploy
-        // lands: such a node can be powered and its boot device set, but
-        // "deploying" it writes nothing.
+        // ferric's boot services, the image written by the ramdisk agent
+        // (`direct`); `fake` deploy stays available for trying things out.
         HardwareType::Ipmi => vec![
             (K::Bios, vec![I::NoBios]),
             (K::Boot, vec![I::Ipxe, I::Pxe]),
             (K::Console, vec![I::NoConsole]),
-            (K::Deploy, vec![I::Fake]),
+            (K::Deploy, vec![I::Direct, I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
             (K::Inspect, vec![I::NoInspect]),
             (K::Management, vec![I::Ipmitool]),
@@ -65,7 +65,7 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Bios, vec![I::NoBios]),
             (K::Boot, vec![I::Ipxe, I::Pxe, I::Http]),
             (K::Console, vec![I::NoConsole]),
-            (K::Deploy, vec![I::Fake]),
+            (K::Deploy, vec![I::Direct, I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
             (K::Inspect, vec![I::NoInspect]),
             (K::Management, vec![I::Redfish]),
@@ -166,13 +166,19 @@ impl DriverSet {
             InterfaceImpl::Http => Arc::new(NetBoot::Http),
             other => return Err(missing(InterfaceKind::Boot, other)),
         };
-        let deploy: Arc<dyn DeployInterface> = match choose(InterfaceKind::Deploy)? {
-            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Deploy)),
-            other => return Err(missing(InterfaceKind::Deploy, other)),
-        };
         let network: Arc<dyn NetworkInterface> = match choose(InterfaceKind::Network)? {
             chosen if is_noop(chosen) => Arc::new(Noop(InterfaceKind::Network)),
             other => return Err(missing(InterfaceKind::Network, other)),
+        };
+        let deploy: Arc<dyn DeployInterface> = match choose(InterfaceKind::Deploy)? {
+            InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Deploy)),
+            InterfaceImpl::Direct => Arc::new(DirectDeploy {
+                power: power.clone(),
+                management: management.clone(),
+                boot: boot.clone(),
+                network: network.clone(),
+            }),
+            other => return Err(missing(InterfaceKind::Deploy, other)),
         };
         let inspect: Arc<dyn InspectInterface> = match choose(InterfaceKind::Inspect)? {
             InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Inspect)),

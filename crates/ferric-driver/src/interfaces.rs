@@ -51,6 +51,26 @@ pub trait Interface: Send + Sync {
         let _ = node;
         Err(DriverError::Unsupported { interface: self.kind(), operation: step.step.clone() })
     }
+
+    /// Whether `step` runs in the deploy ramdisk: the conductor then boots
+    /// the ramdisk first and runs the step once the agent has called back.
+    fn step_needs_agent(&self, step: &Step) -> bool {
+        let _ = step;
+        false
+    }
+
+    /// Called when the agent calls back while `step` (which returned
+    /// [`StepOutcome::Wait`]) is in progress: `Done` when it has finished,
+    /// `Wait` while it is still running. By default a step that waited is
+    /// finished at the call-back.
+    async fn continue_step(
+        &self,
+        node: &mut Node,
+        step: &Step,
+    ) -> Result<StepOutcome, DriverError> {
+        let _ = (node, step);
+        Ok(StepOutcome::Done)
+    }
 }
 
 /// Power control.

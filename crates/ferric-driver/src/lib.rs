@@ -16,6 +16,8 @@
 //! speak IPMI 2.0 over LAN natively through `ferric-ipmi`; the `redfish`
 //! hardware type's ([`redfish`]) speak Redfish through `ferric-redfish`.
 
+pub mod agent_client;
+pub mod direct;
 pub mod error;
 pub mod fake;
 pub mod hardware;

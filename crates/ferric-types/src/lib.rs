@@ -3,6 +3,7 @@
 //! provision state machine ([`provision`]). Every other crate speaks these
 //! types; none of them is a string until it reaches the wire or the store.
 
+pub mod agent;
 pub mod driver;
 pub mod power;
 pub mod provision;

@@ -114,6 +114,9 @@ pub enum PendingAction {
     Provision(ProvisionRequest),
     /// A power change.
     Power { target: PowerTarget, timeout_seconds: Option<u64> },
+    /// The node's ramdisk agent called back (heartbeat) while the node waits
+    /// for it: continue the operation that is waiting.
+    AgentCallback,
 }
 
 /// A provision verb and its arguments, as accepted by the API.

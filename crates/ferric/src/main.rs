@@ -4,6 +4,7 @@
 
 mod boot;
 mod config;
+mod image_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Build the deploy ramdisk and disk images; manage the image store.
+    Image(image_cmd::ImageArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     #[command(flatten)]
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_server(args),
         Command::Vbmc { config } => run_vbmc(&config),
+        Command::Image(args) => image_cmd::run(&cli.options, args),
         Command::Completion { shell } => {
             print!(
                 "{}",

@@ -9,7 +9,7 @@ use axum::Json;
 use base64::Engine;
 use ferric_store::{NodeIdent, StoreError};
 use ferric_types::validate::{mask_secrets, normalize_mac, MASK};
-use ferric_types::{Node, Timestamp};
+use ferric_types::{Node, PendingAction, ProvisionState, Timestamp};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
@@ -110,6 +110,19 @@ async fn issue_token(state: &ApiState, node: &Node) -> ApiResult<String> {
     Ok(if issued { token } else { MASK.to_owned() })
 }
 
+/// The states in which a heartbeat moves the operation on (not the `*
+/// hold` states: those wait for an operator's `unhold`).
+fn waits_for_agent(state: ProvisionState) -> bool {
+    matches!(
+        state,
+        ProvisionState::DeployWait
+            | ProvisionState::CleanWait
+            | ProvisionState::ServiceWait
+            | ProvisionState::InspectWait
+            | ProvisionState::RescueWait
+    )
+}
+
 pub async fn heartbeat(
     State(state): State<ApiState>,
     ctx: Ctx,
@@ -166,7 +179,10 @@ pub async fn heartbeat(
         status_message = Some(format!("{}: {message}", status_message.unwrap_or_default()));
     }
     let verify_ca = text("agent_verify_ca")?;
+    let snapshot = state.cluster.snapshot().await?;
+    let mut continues = false;
     let node = nodes::mutate(&state, &ident, |node| {
+        continues = false;
         if !node.provision_state.runs_ramdisk() && !node.provision_state.is_stable() {
             return Err(ApiError::bad(format!(
                 "Node {} is in state \"{}\" and does not expect an agent heartbeat.",
@@ -202,11 +218,24 @@ pub async fn heartbeat(
         if let Some(message) = &status_message {
             info.insert("agent_status".into(), Value::String(message.clone()));
         }
+        // A node waiting for its agent goes on: the heartbeat becomes work
+        // for the owning conductor, recorded with the reservation in this
+        // same write (as for any verb). In maintenance the heartbeat is only
+        // recorded, as in Ironic.
+        if waits_for_agent(node.provision_state)
+            && node.reservation.is_none()
+            && node.pending_action.is_none()
+            && !node.maintenance
+        {
+            node.reservation = Some(snapshot.require_owner(node)?);
+            node.pending_action = Some(PendingAction::AgentCallback);
+            continues = true;
+        }
         Ok(())
     })
     .await?;
-    // The conductor picks the heartbeat up (continuing a deploy or clean
-    // waiting for its agent) once the agent deploy interface exists.
-    state.conductor.notify(node.uuid);
+    if continues {
+        state.conductor.notify(node.uuid);
+    }
     Ok(StatusCode::ACCEPTED)
 }
