@@ -12,7 +12,7 @@
 //! Prints MiB/s (of the image); asserts nothing. Files live under /var/tmp
 //! and are removed.
 //!
-//! `cargo run --release -p ferric-image --example write_bench [SIZE_MIB] [--compressed] [--only-raw]`
+//! `cargo run --release -p ferric-image --example write_bench [SIZE_MIB] [--runs=N] [--compressed] [--only-raw] [--only-ferric]`
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,8 +27,35 @@ use rand::{RngCore, SeedableRng};
 
 const MIB: u64 = 1 << 20;
 
-fn report(name: &str, bytes: u64, seconds: f64) {
-    println!("{name:<52} {:>8.1} MiB/s  ({seconds:.2} s)", bytes as f64 / MIB as f64 / seconds);
+/// One thing to time: ferric-image from a URL, or a shell pipeline.
+enum Case {
+    Ferric(String),
+    Tool(String),
+}
+
+/// Times every case `runs` times, interleaved (so that a slow spell of the
+/// machine or its disk does not fall on one case only), each after a
+/// `sync` (so that writeback of an earlier run is not charged to this
+/// one); reports the median and every run's MiB/s.
+async fn bench(cases: &[(&str, Case)], target: &Path, size: u64, runs: usize) {
+    let mut rates = vec![Vec::new(); cases.len()];
+    for _ in 0..runs {
+        for ((_, case), rates) in cases.iter().zip(&mut rates) {
+            fresh_target(target, size);
+            Command::new("sync").status().unwrap();
+            let seconds = match case {
+                Case::Ferric(url) => ours(url, target).await,
+                Case::Tool(pipeline) => shell(pipeline),
+            };
+            rates.push(size as f64 / MIB as f64 / seconds);
+        }
+    }
+    for ((name, _), mut rates) in cases.iter().zip(rates) {
+        let all: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        println!("{name:<52} {median:>8.1} MiB/s  (median; runs: {})", all.join(" "));
+    }
 }
 
 fn fresh_target(path: &Path, size: u64) {
@@ -43,8 +70,7 @@ fn shell(command: &str) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-async fn ours(url: &str, target: &Path, size: u64) -> f64 {
-    fresh_target(target, size);
+async fn ours(url: &str, target: &Path) -> f64 {
     let source = ImageSource::new(url);
     let start = Instant::now();
     write_image(&source, target, &WriteOptions::default(), &Progress::default()).await.unwrap();
@@ -140,8 +166,6 @@ async fn main() {
         return;
     }
     let size_mib: u64 = args.iter().find_map(|s| s.parse().ok()).unwrap_or(1024);
-    let compressed = args.iter().any(|a| a == "--compressed");
-    let only_raw = args.iter().any(|a| a == "--only-raw");
     let size = size_mib * MIB;
     let dir =
         tempfile::Builder::new().prefix("ferric-image-bench-").tempdir_in("/var/tmp").unwrap();
@@ -165,24 +189,59 @@ async fn main() {
     let mut port = String::new();
     BufReader::new(server.stdout.take().unwrap()).read_line(&mut port).unwrap();
     let base = format!("http://127.0.0.1:{}", port.trim());
+    run(&args, &base, &served, &target, size).await;
+    // The server exits when its stdin closes.
+    drop(server.stdin.take());
+    let _ = server.wait();
+    drop(dir);
+}
+
+/// The measurements, against the server at `base` serving `served`.
+async fn run(args: &[String], base: &str, served: &Path, target: &Path, size: u64) {
+    let size_mib = size / MIB;
+    let compressed = args.iter().any(|a| a == "--compressed");
+    let only_raw = args.iter().any(|a| a == "--only-raw");
+    let runs: usize = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--runs=").and_then(|n| n.parse().ok()))
+        .unwrap_or(3);
+    let raw = served.join("image.raw");
     let url = |name: &str| format!("{base}/{name}");
     let raw_url = url("image.raw");
     println!("image: {size_mib} MiB of random data; targets are files on /var/tmp; server: a separate process");
 
-    let seconds = ours(&raw_url, &target, size).await;
-    report("raw, ferric-image over HTTP (sha256, fsync)", size, seconds);
     let t = target.display();
-    for (name, pipeline) in [
-        ("raw, curl | dd conv=notrunc", format!("curl -s {raw_url} | dd of={t} bs=4M iflag=fullblock conv=notrunc status=none")),
-        ("raw, curl | dd conv=notrunc,fsync", format!("curl -s {raw_url} | dd of={t} bs=4M iflag=fullblock conv=notrunc,fsync status=none")),
-        ("raw, curl | tee >(sha256sum) | dd notrunc", format!("curl -s {raw_url} | tee >(sha256sum >/dev/null) | dd of={t} bs=4M iflag=fullblock conv=notrunc status=none; wait")),
-        ("raw, curl | tee >(sha256sum) | dd notrunc,fsync", format!("curl -s {raw_url} | tee >(sha256sum >/dev/null) | dd of={t} bs=4M iflag=fullblock conv=notrunc,fsync status=none; wait")),
-    ] {
-        fresh_target(&target, size);
-        report(name, size, shell(&pipeline));
+    let dd = format!("dd of={t} bs=4M iflag=fullblock status=none conv=notrunc");
+    let mut cases =
+        vec![("raw, ferric-image over HTTP (sha256, fsync)", Case::Ferric(raw_url.clone()))];
+    if !args.iter().any(|a| a == "--only-ferric") {
+        cases.extend([
+            ("raw, curl | dd conv=notrunc", Case::Tool(format!("curl -s {raw_url} | {dd}"))),
+            (
+                "raw, curl | dd conv=notrunc,fsync",
+                Case::Tool(format!("curl -s {raw_url} | {dd},fsync")),
+            ),
+            (
+                "raw, curl | tee >(sha256sum) | dd notrunc,fsync",
+                Case::Tool(format!(
+                    "curl -s {raw_url} | tee >(sha256sum >/dev/null) | {dd},fsync; wait"
+                )),
+            ),
+            (
+                "raw, curl | tee >(openssl sha256) | dd notrunc",
+                Case::Tool(format!(
+                    "curl -s {raw_url} | tee >(openssl dgst -sha256 >/dev/null) | {dd}; wait"
+                )),
+            ),
+            (
+                "raw, curl | tee >(openssl sha256) | dd notrunc,fsync",
+                Case::Tool(format!(
+                    "curl -s {raw_url} | tee >(openssl dgst -sha256 >/dev/null) | {dd},fsync; wait"
+                )),
+            ),
+        ]);
     }
-    let seconds = ours(&raw_url, &target, size).await;
-    report("raw, ferric-image over HTTP (sha256, fsync), again", size, seconds);
+    bench(&cases, target, size, runs).await;
     if only_raw {
         return;
     }
@@ -198,8 +257,9 @@ async fn main() {
                 println!("{name}: skipped, `{tool}` failed");
                 continue;
             }
-            let seconds = ours(&url(&format!("image.{name}")), &target, size).await;
-            report(&format!("{name}, ferric-image over HTTP (sha256, fsync)"), size, seconds);
+            let label = format!("{name}, ferric-image over HTTP (sha256, fsync)");
+            bench(&[(&label, Case::Ferric(url(&format!("image.{name}"))))], target, size, runs)
+                .await;
             let _ = std::fs::remove_file(&file);
         }
     }
@@ -218,26 +278,18 @@ async fn main() {
         .unwrap();
     assert!(status.success());
     let _ = std::fs::remove_file(&raw);
-    let seconds = ours(&url("image.qcow2"), &target, size).await;
-    report("qcow2, ferric-image over HTTP ranges (fsync)", size, seconds);
-    let seconds = ours(qcow2.to_str().unwrap(), &target, size).await;
-    report("qcow2, ferric-image from the file (fsync)", size, seconds);
-    fresh_target(&target, size);
-    let seconds = shell(&format!(
-        "qemu-img convert -n -f qcow2 -O raw {} {}",
-        qcow2.display(),
-        target.display()
-    ));
-    report("qcow2, qemu-img convert -n -O raw (file)", size, seconds);
-    fresh_target(&target, size);
-    let seconds = shell(&format!(
-        "qemu-img convert -n -f qcow2 -O raw {} {} && sync {}",
-        qcow2.display(),
-        target.display(),
-        target.display()
-    ));
-    report("qcow2, qemu-img convert -n -O raw + sync", size, seconds);
-    drop(server.stdin.take());
-    let _ = server.wait();
-    drop(dir);
+    let q = qcow2.display();
+    let cases = [
+        ("qcow2, ferric-image over HTTP ranges (fsync)", Case::Ferric(url("image.qcow2"))),
+        ("qcow2, ferric-image from the file (fsync)", Case::Ferric(q.to_string())),
+        (
+            "qcow2, qemu-img convert -n -O raw (file)",
+            Case::Tool(format!("qemu-img convert -n -f qcow2 -O raw {q} {t}")),
+        ),
+        (
+            "qcow2, qemu-img convert -n -O raw + sync",
+            Case::Tool(format!("qemu-img convert -n -f qcow2 -O raw {q} {t} && sync {t}")),
+        ),
+    ];
+    bench(&cases, target, size, runs).await;
 }

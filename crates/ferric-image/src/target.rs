@@ -11,6 +11,9 @@ use crate::write::Progress;
 use crate::{format, ImageError};
 
 const MIB: u64 = 1 << 20;
+/// Written data this far behind the write position is dropped from the
+/// page cache (its writeback, started when it was written, is done by then).
+const WRITEBACK_LAG: u64 = 32 * MIB;
 
 /// The size of a block device or regular file, in bytes (for a file: its
 /// current length; create sparse targets with `set_len`).
@@ -53,6 +56,8 @@ pub(crate) struct TargetWriter {
     /// Refuse a decompressed stream that turns out to be another container.
     check_inner_format: Option<format::ImageFormat>,
     bytes_written: u64,
+    /// Where the next range to drop from the page cache starts.
+    dropped_upto: u64,
     progress: Progress,
 }
 
@@ -78,6 +83,7 @@ impl TargetWriter {
             target_zeroed,
             check_inner_format: None,
             bytes_written: 0,
+            dropped_upto: 0,
             progress,
         })
     }
@@ -194,11 +200,28 @@ impl TargetWriter {
                 )
             })?;
             self.bytes_written += data.len() as u64;
+            self.written_back(self.buffer_offset, data.len() as u64);
         }
         self.progress.add_written(self.filled as u64);
         self.buffer_offset += self.filled as u64;
         self.filled = 0;
         Ok(())
+    }
+
+    /// Streams what was just written to the disk instead of letting it pile
+    /// up as dirty pages: starts writeback of `offset..offset + len` now
+    /// and drops data [`WRITEBACK_LAG`] behind from the page cache. The
+    /// final sync then has little left to do, the page cache (RAM in a
+    /// ramdisk) does not fill with the image, and the kernel reuses the
+    /// same few pages instead of touching fresh memory for every write.
+    /// Advice only: failures are ignored.
+    fn written_back(&mut self, offset: u64, len: u64) {
+        advise_dont_need(&self.file, offset, len);
+        let behind = (offset + len).saturating_sub(WRITEBACK_LAG);
+        if behind > self.dropped_upto {
+            advise_dont_need(&self.file, self.dropped_upto, behind - self.dropped_upto);
+            self.dropped_upto = behind;
+        }
     }
 
     /// Writes what is buffered and syncs the target; returns the bytes
@@ -212,6 +235,18 @@ impl TargetWriter {
         Ok((self.bytes_written, self.buffer_offset))
     }
 }
+
+/// `posix_fadvise(POSIX_FADV_DONTNEED)`: starts writeback of the dirty
+/// pages of the range and drops its clean ones.
+#[cfg(target_os = "linux")]
+fn advise_dont_need(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_dont_need(_file: &File, _offset: u64, _len: u64) {}
 
 /// A failure while filling from a reader: the reader's (decoder or
 /// download) or the target's.

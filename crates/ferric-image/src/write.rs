@@ -1,9 +1,12 @@
 //! Writing an image to a disk (a block device or a file) while it arrives.
 //!
 //! * **raw, gzip, xz, zstd** are streamed: HTTP body (or file) → decoder →
-//!   large aligned writes. The checksum is computed over the bytes *as
-//!   downloaded* (the image file's checksum, as Glance and Ironic record it)
-//!   and verified after the target is synced; on a mismatch the target's
+//!   large aligned writes, each handed to writeback at once and dropped
+//!   from the page cache a little later (so the final sync is short and the
+//!   image does not fill RAM). The checksum is computed over the bytes *as
+//!   downloaded* (the image file's checksum, as Glance and Ironic record
+//!   it), on a thread of its own so that download, hashing and writing
+//!   overlap, and verified after the target is synced; on a mismatch the target's
 //!   partition tables are wiped. A dropped connection is resumed with
 //!   `Range: bytes=<received>-` into the same decoder and hasher.
 //! * **qcow2** cannot be converted in file order, so it is read by ranges
@@ -359,7 +362,9 @@ impl Job<'_> {
             writer.finish()
         });
 
-        let mut hasher = self.hasher();
+        // Hashing runs on its own thread, so that download, hash and write
+        // (and decompression) overlap instead of taking turns.
+        let mut hasher = HashPipe::start(self.hasher());
         let mut download_error = None;
         let mut pending = peeked.into_iter();
         // Network chunks are small (often 16 KiB): hand them over in batches.
@@ -372,7 +377,6 @@ impl Job<'_> {
             };
             let end = match next {
                 Ok(Some(chunk)) => {
-                    hasher.update(&chunk);
                     batch_len += chunk.len();
                     batch.push(chunk);
                     false
@@ -386,6 +390,7 @@ impl Job<'_> {
             };
             if (end || batch_len >= PIPE_BATCH) && !batch.is_empty() {
                 batch_len = 0;
+                hasher.feed(batch.clone()).await;
                 if sender.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                     break; // The writer stopped; its result says why.
                 }
@@ -404,8 +409,9 @@ impl Job<'_> {
         let (bytes_written, image_len) = written??;
         // A decoder that ended before its input did: hash the rest anyway.
         while let Some(chunk) = stream.next_chunk().await? {
-            hasher.update(&chunk);
+            hasher.feed(vec![chunk]).await;
         }
+        let hasher = hasher.finish().await?;
         self.progress.set_total(Some(image_len));
         let checksum = match self.verify(hasher.finish()) {
             Ok(checksum) => checksum,
@@ -445,7 +451,7 @@ impl Job<'_> {
         let std_file = staged.reopen().map_err(|e| ImageError::io(context(), e))?;
         let mut file =
             tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(std_file));
-        let mut hasher = Hasher::new(expected.algorithm);
+        let mut hasher = HashPipe::start(Hasher::new(expected.algorithm));
         let mut pending = peeked.into_iter();
         loop {
             let chunk = match pending.next() {
@@ -455,12 +461,12 @@ impl Job<'_> {
                     None => break,
                 },
             };
-            hasher.update(&chunk);
+            hasher.feed(vec![chunk.clone()]).await;
             file.write_all(&chunk).await.map_err(|e| ImageError::io(context(), e))?;
         }
         file.flush().await.map_err(|e| ImageError::io(context(), e))?;
         drop(file);
-        let checksum = self.verify(hasher.finish())?;
+        let checksum = self.verify(hasher.finish().await?.finish())?;
         let access = FileAccess::open(staged.path())?;
         let mut report = self.convert_qcow2(access, 0, Some(checksum)).await?;
         // What came over the network is the whole file, not the conversion's reads.
@@ -475,11 +481,11 @@ impl Job<'_> {
             return self.convert_qcow2(access, 0, None).await;
         };
         let mut stream = SequentialSource::open_file(path).await?;
-        let mut hasher = Hasher::new(expected.algorithm);
+        let mut hasher = HashPipe::start(Hasher::new(expected.algorithm));
         while let Some(chunk) = stream.next_chunk().await? {
-            hasher.update(&chunk);
+            hasher.feed(vec![chunk]).await;
         }
-        let checksum = self.verify(hasher.finish())?;
+        let checksum = self.verify(hasher.finish().await?.finish())?;
         self.convert_qcow2(access, stream.received(), Some(checksum)).await
     }
 
@@ -677,6 +683,40 @@ impl<A: RandomAccess> RandomAccess for CountingAccess<A> {
 
     fn len(&self) -> u64 {
         self.inner.len()
+    }
+}
+
+/// A [`Hasher`] on a blocking thread, fed batches of chunks through a
+/// bounded channel (the chunks are shared, not copied).
+struct HashPipe {
+    sender: mpsc::Sender<Vec<Bytes>>,
+    task: tokio::task::JoinHandle<Hasher>,
+}
+
+impl HashPipe {
+    fn start(mut hasher: Hasher) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(PIPE_DEPTH);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = receiver.blocking_recv() {
+                for chunk in batch {
+                    hasher.update(&chunk);
+                }
+            }
+            hasher
+        });
+        Self { sender, task }
+    }
+
+    /// Queues a batch; waits while the hasher is [`PIPE_DEPTH`] batches behind.
+    async fn feed(&mut self, batch: Vec<Bytes>) {
+        // A closed channel means the thread panicked; `finish` reports it.
+        let _ = self.sender.send(batch).await;
+    }
+
+    /// The hasher, once it has seen every batch.
+    async fn finish(self) -> Result<Hasher, ImageError> {
+        drop(self.sender);
+        self.task.await.map_err(|e| ImageError::io("image hash task", std::io::Error::other(e)))
     }
 }
 
