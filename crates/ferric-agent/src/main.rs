@@ -31,11 +31,14 @@ struct Options {
     listen: Option<SocketAddr>,
     advertise: Option<IpAddr>,
     sys_root: Option<PathBuf>,
+    proc_root: Option<PathBuf>,
+    dev_root: Option<PathBuf>,
     insecure: bool,
 }
 
 const USAGE: &str = "usage: ferric-agent [--api-url URL] [--mac MAC]... [--disk PATH]... \
-[--listen ADDR:PORT] [--advertise-address IP] [--sys-root DIR] [--insecure]\n\
+[--listen ADDR:PORT] [--advertise-address IP] [--sys-root DIR] [--proc-root DIR] [--dev-root DIR] \
+[--insecure]\n\
 As the ramdisk's /init, settings come from the kernel command line (ipa-api-url=, BOOTIF=).";
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -54,6 +57,8 @@ fn parse_options() -> anyhow::Result<Options> {
                     Some(value("--advertise-address")?.parse().context("--advertise-address")?)
             }
             "--sys-root" => options.sys_root = Some(value("--sys-root")?.into()),
+            "--proc-root" => options.proc_root = Some(value("--proc-root")?.into()),
+            "--dev-root" => options.dev_root = Some(value("--dev-root")?.into()),
             "--insecure" => options.insecure = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -118,10 +123,18 @@ async fn run(pid1: bool) -> anyhow::Result<()> {
     let mut advertise = options.advertise;
     let mut macs = options.macs.clone();
     if pid1 {
-        let report = modules::load_modules(std::path::Path::new("/lib/modules"));
+        let report = modules::load_modules(std::path::Path::new("/lib/modules"), &sys_root);
+        let names: Vec<String> =
+            report.loaded.iter().map(|path| modules::module_name(path)).collect();
         init::milestone(
             "MODULES-LOADED",
-            &format!("loaded={} failed={}", report.loaded.len(), report.failed.len()),
+            &format!(
+                "loaded={} failed={} devices={} [{}]",
+                report.loaded.len(),
+                report.failed.len(),
+                report.devices,
+                names.join(" ")
+            ),
         );
         for (module, error) in &report.failed {
             init::console_log(&format!("module {module}: {error}"));
@@ -146,11 +159,13 @@ async fn run(pid1: bool) -> anyhow::Result<()> {
         .or(kernel.api_url.clone())
         .context("no API URL: pass --api-url or boot with ipa-api-url=")?;
     let client = ApiClient::new(&api_url, options.insecure || kernel.insecure)?;
+    let defaults = MachineConfig::default();
     let machine = MachineConfig {
         sys_root: sys_root.clone(),
+        proc_root: options.proc_root.clone().unwrap_or(defaults.proc_root),
+        dev_root: options.dev_root.clone().unwrap_or(defaults.dev_root),
         disks: options.disks.clone(),
         scratch: if pid1 { "/tmp".into() } else { std::env::temp_dir() },
-        ..MachineConfig::default()
     };
     let agent = Agent::new(machine);
 

@@ -9,13 +9,12 @@
 //!   `0.0.0.0:68` on one device (`SO_BINDTODEVICE`, `SO_BROADCAST`): DISCOVER,
 //!   first OFFER, REQUEST, ACK, every message with the broadcast flag so the
 //!   replies reach an interface that has no address yet. Retransmits after
-//!   1, 2, 4, 8, 8… s; a NAK restarts; replies whose xid or `chaddr` differ,
+//!   0.25, 0.5, 1, 2, 4, 8, 8… s; a NAK restarts; replies whose xid or `chaddr` differ,
 //!   or that come from another server than the one chosen, are ignored.
 //!   Packets use `ferric_dhcp`'s codec.
 //! - [`bring_up_network`] ties it together, fast path first: the BOOTIF NIC
 //!   alone when it is known and answers, else every NIC with carrier at once.
-//!   DHCP starts when the link can send (`operstate` up, not just carrier:
-//!   the kernel drops what is sent before it has handled the link event).
+//!   DHCP starts as soon as the link has carrier (see [`wait_for_carrier`]).
 //! - [`write_resolv_conf`] writes the DNS servers the leases named.
 //!
 //! Not done: lease renewal (a deploy is expected to finish within the lease;
@@ -144,10 +143,10 @@ pub fn has_carrier(sys_root: &Path, name: &str) -> bool {
     read_trimmed(&sys_root.join("class/net").join(name).join("carrier")).as_deref() == Some("1")
 }
 
-/// Whether `name` can send: `operstate` is `up` (or `unknown`, for drivers
-/// that do not report it, with carrier). Carrier alone is not enough: the
-/// kernel activates the queueing discipline only when it processes the link
-/// event (up to a second later), and drops what is sent before.
+/// Whether the kernel reports `name` operationally up: `operstate` is `up`
+/// (or `unknown`, for drivers that do not report it, with carrier). It
+/// follows carrier when the kernel handles the link event, which may be up
+/// to a second later.
 pub fn link_ready(sys_root: &Path, name: &str) -> bool {
     match read_trimmed(&sys_root.join("class/net").join(name).join("operstate")).as_deref() {
         Some("up") => true,
@@ -482,8 +481,11 @@ struct Schedule {
     request_tries: u32,
 }
 
+/// The client's schedule: 250 ms, 0.5, 1, 2, 4, 8, 8… s. Shorter than RFC
+/// 2131's 4 s start: a message the kernel drops while the link comes up
+/// costs a quarter second, and a server that answers at all answers fast.
 const SCHEDULE: Schedule =
-    Schedule { first: Duration::from_secs(1), max: Duration::from_secs(8), request_tries: 3 };
+    Schedule { first: Duration::from_millis(250), max: Duration::from_secs(8), request_tries: 3 };
 
 /// Sends `message` until `accept` takes a reply or `deadline` passes,
 /// waiting `first`, `2 first`, ... (at most `max`) between sends; at most
@@ -524,8 +526,18 @@ async fn exchange<T: Transport, R>(
     Ok(None)
 }
 
-fn new_xid() -> u32 {
-    (uuid::Uuid::new_v4().as_u128() & 0xffff_ffff) as u32
+/// A transaction id. Not a secret, so it must not wait for the kernel's
+/// random generator, which at early boot on machines without a hardware
+/// seed (no RDRAND, emulated CPUs) is ready only seconds later: std seeds
+/// `RandomState` without blocking (`GRND_INSECURE`); the MAC and the clock
+/// keep ids apart even if that seed were weak.
+fn new_xid(mac: MacAddr) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(&mac.0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or_default());
+    (hasher.finish() & 0xffff_ffff) as u32
 }
 
 /// The DHCP state machine (SELECTING → REQUESTING → BOUND) over `transport`.
@@ -541,7 +553,7 @@ async fn run_client<T: Transport>(
     let secs = || u16::try_from(started.elapsed().as_secs()).unwrap_or(u16::MAX);
     let io = |what: &str| io_error(format!("DHCP on {iface}: {what}"));
     while Instant::now() < deadline {
-        let xid = new_xid();
+        let xid = new_xid(mac);
         let discover = build_discover(xid, mac, secs()).encode();
         let offer = exchange(transport, &discover, deadline, schedule, u32::MAX, |bytes, from| {
             match classify(bytes, from, xid, mac) {
@@ -595,27 +607,19 @@ pub async fn dhcp_discover(
 
 // ---------------------------------------------------------------- bring-up
 
-/// Once carrier is seen, how long to wait for `operstate` to follow (the
-/// kernel's link-event handling is rate-limited to one run a second).
-pub const OPERSTATE_WAIT: Duration = Duration::from_secs(1);
-
-/// Waits up to `limit` for `name` to be ready to send ([`link_ready`], or
-/// carrier for [`OPERSTATE_WAIT`] when `operstate` lags); returns whether
-/// it became ready.
+/// Waits up to `limit` for `name` to have carrier (or `operstate` up, for
+/// drivers without carrier reporting); returns whether it came.
+///
+/// DHCP starts at carrier, without waiting for `operstate`: the kernel's
+/// link-event handling is rate-limited to one run a second, but a device
+/// whose carrier is already on when it is opened sends at once, and one
+/// whose carrier comes later gets an urgent (immediate) event. A message
+/// lost in between costs one short first retransmission ([`SCHEDULE`]).
 pub async fn wait_for_carrier(sys_root: &Path, name: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    let mut carrier_since: Option<Instant> = None;
     loop {
-        if link_ready(sys_root, name) {
+        if has_carrier(sys_root, name) || link_ready(sys_root, name) {
             return true;
-        }
-        if has_carrier(sys_root, name) {
-            let since = *carrier_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= OPERSTATE_WAIT {
-                return true;
-            }
-        } else {
-            carrier_since = None;
         }
         if Instant::now() >= deadline {
             return false;
@@ -810,7 +814,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn waits_for_operstate_then_carrier_alone() {
+    async fn waits_for_carrier_or_operstate() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("class/net/eth0");
         std::fs::create_dir_all(&dir).unwrap();
@@ -820,13 +824,16 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(50));
         std::fs::write(dir.join("operstate"), "up\n").unwrap();
         assert!(wait_for_carrier(root.path(), "eth0", Duration::ZERO).await);
-        // Carrier while operstate lags: ready after OPERSTATE_WAIT.
+        // Carrier while operstate lags: ready at once.
         std::fs::write(dir.join("operstate"), "down\n").unwrap();
         std::fs::write(dir.join("carrier"), "1\n").unwrap();
-        let started = Instant::now();
-        assert!(wait_for_carrier(root.path(), "eth0", Duration::from_secs(3)).await);
-        let waited = started.elapsed();
-        assert!(waited >= OPERSTATE_WAIT && waited < OPERSTATE_WAIT * 2, "{waited:?}");
+        assert!(wait_for_carrier(root.path(), "eth0", Duration::ZERO).await);
+    }
+
+    #[test]
+    fn xids_differ() {
+        let ids: std::collections::HashSet<u32> = (0..64).map(|_| new_xid(MAC)).collect();
+        assert!(ids.len() > 60, "{ids:?}");
     }
 
     #[test]

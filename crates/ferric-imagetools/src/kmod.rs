@@ -1,8 +1,10 @@
 //! Kernel module metadata from `/lib/modules/<KVER>`: `modules.dep` (each
 //! module's file and the files it depends on), `modules.builtin` (modules
-//! compiled into the kernel) and the plain (non-wildcard) names of
-//! `modules.alias`; and resolving a list of wanted modules into a load
-//! order where every module comes after its dependencies.
+//! compiled into the kernel) and `modules.alias` (plain names such as
+//! `crc32c`, and the device patterns such as `pci:v00001AF4d*…` that say
+//! which hardware a module drives); resolving a list of wanted modules into
+//! a load order where every module comes after its dependencies; and the
+//! restricted `modules.alias` the ramdisk carries for coldplug.
 //!
 //! Module names are compared the way the kernel does: `-` and `_` are the
 //! same (`nls_iso8859-1.ko` is module `nls_iso8859_1`).
@@ -56,6 +58,18 @@ pub struct ModuleIndex {
     modules: HashMap<String, Module>,
     builtin: HashSet<String>,
     aliases: HashMap<String, Vec<String>>,
+    /// Device patterns (`pci:v…*`, `virtio:d…`) per module, in file order.
+    device_aliases: HashMap<String, Vec<String>>,
+}
+
+/// Whether a `modules.alias` pattern matches device modaliases (`bus:…`),
+/// as opposed to a plain name (`fs-vfat`, `crc32c`) or a device node name
+/// (`devname:…`), which no device in sysfs announces.
+pub fn is_device_alias(alias: &str) -> bool {
+    match alias.split_once(':') {
+        Some((bus, _)) => !bus.is_empty() && !matches!(bus, "devname" | "symbol"),
+        None => false,
+    }
 }
 
 impl ModuleIndex {
@@ -105,18 +119,41 @@ impl ModuleIndex {
             .map(module_name)
             .collect();
         let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+        let mut device_aliases: HashMap<String, Vec<String>> = HashMap::new();
         for line in alias.lines() {
             let mut words = line.split_whitespace();
             if let (Some("alias"), Some(alias), Some(module)) =
                 (words.next(), words.next(), words.next())
             {
-                // Hardware aliases (`pci:v…*`) are patterns; only plain names are useful here.
-                if !alias.contains(['*', '?', '[', ':']) {
+                if is_device_alias(alias) {
+                    device_aliases.entry(module_name(module)).or_default().push(alias.to_owned());
+                } else if !alias.contains(['*', '?', '[', ':']) {
+                    // Plain names only: other patterns name nothing we can ask for.
                     aliases.entry(alias.replace('-', "_")).or_default().push(module_name(module));
                 }
             }
         }
-        Ok(ModuleIndex { modules, builtin, aliases })
+        Ok(ModuleIndex { modules, builtin, aliases, device_aliases })
+    }
+
+    /// The device patterns of module `name` (empty for modules that drive
+    /// no hardware, such as filesystems and crypto).
+    pub fn device_aliases(&self, name: &str) -> &[String] {
+        self.device_aliases.get(&module_name(name)).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The loadable modules a wanted name stands for: the module itself,
+    /// or every module an alias names; empty when built in or unknown.
+    pub fn targets(&self, wanted: &str) -> Vec<String> {
+        let name = module_name(wanted);
+        if self.modules.contains_key(&name) {
+            return vec![name];
+        }
+        if self.builtin.contains(&name) {
+            return Vec::new();
+        }
+        let targets = self.aliases.get(&name).map(Vec::as_slice).unwrap_or_default();
+        targets.iter().filter(|t| self.modules.contains_key(*t)).cloned().collect()
     }
 
     pub fn module(&self, name: &str) -> Option<&Module> {
@@ -218,6 +255,18 @@ pub fn render_modules_dep(order: &[Module]) -> String {
     out
 }
 
+/// `modules.alias` text for exactly these modules: their device patterns
+/// only (`alias <pattern> <module>`), in load order.
+pub fn render_modules_alias(index: &ModuleIndex, order: &[Module]) -> String {
+    let mut out = String::new();
+    for module in order {
+        for alias in index.device_aliases(&module.name) {
+            out.push_str(&format!("alias {alias} {}\n", module.name));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +278,15 @@ mod tests {
         assert_eq!(module_name("crc32c-intel"), "crc32c_intel");
         assert_eq!(uncompressed_path("kernel/a/b.ko.xz"), "kernel/a/b.ko");
         assert_eq!(uncompressed_path("kernel/a/b.ko"), "kernel/a/b.ko");
+    }
+
+    #[test]
+    fn device_aliases() {
+        assert!(is_device_alias("pci:v00008086d*sv*sd*bc*sc*i*"));
+        assert!(is_device_alias("virtio:d00000001v*"));
+        assert!(is_device_alias("cpu:type:x86,ven*fam*mod*:feature:*0094*"));
+        assert!(!is_device_alias("devname:fuse"));
+        assert!(!is_device_alias("fs-vfat"));
+        assert!(!is_device_alias("crc32c"));
     }
 }

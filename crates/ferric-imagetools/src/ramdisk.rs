@@ -10,6 +10,13 @@
 //! - `/lib/modules/<KVER>/load-order`: one module path per line, relative
 //!   to `/lib/modules/<KVER>/`, each after its dependencies — the agent
 //!   loads them in that order;
+//! - `/lib/modules/<KVER>/modules.alias`: the device patterns of just these
+//!   modules (`alias pci:v00001AF4d*… virtio_pci`), when the kernel has
+//!   any: the agent loads a module only when a device in sysfs announces a
+//!   matching modalias (without the file, it loads them all);
+//! - `/lib/modules/<KVER>/always`: the requested modules that drive no
+//!   hardware (filesystems, code pages, crypto; names, one a line), which
+//!   the agent always loads;
 //! - any extra files.
 
 use std::io::{Read, Write};
@@ -26,6 +33,10 @@ pub const KERNEL_FILE: &str = "ferric-deploy.kernel";
 pub const INITRAMFS_FILE: &str = "ferric-deploy.initramfs";
 /// The load-order file, relative to `/lib/modules/<KVER>/`.
 pub const LOAD_ORDER_FILE: &str = "load-order";
+/// The restricted device alias file, relative to `/lib/modules/<KVER>/`.
+pub const ALIAS_FILE: &str = "modules.alias";
+/// The always-load list, relative to `/lib/modules/<KVER>/`.
+pub const ALWAYS_FILE: &str = "always";
 
 /// Modules the agent needs on common servers and VMs: NICs, disk
 /// controllers, FAT (config drives, ESPs) and crc32c. Names built into the
@@ -108,6 +119,9 @@ pub struct RamdiskReport {
     pub modules: Vec<String>,
     /// Requested modules that are built into the kernel.
     pub builtin: Vec<String>,
+    /// Modules without device aliases, loaded at every boot (the others
+    /// load when their hardware is present).
+    pub always: Vec<String>,
     pub kernel_path: PathBuf,
     pub initramfs_path: PathBuf,
     pub initramfs_bytes: u64,
@@ -279,6 +293,8 @@ pub fn build_ramdisk(spec: &RamdiskSpec) -> Result<RamdiskReport, BuildError> {
 
     let module_root = format!("lib/modules/{version}");
     tree.directory(&module_root, 0o755)?;
+    let mut alias_text = String::new();
+    let mut always: Vec<String> = Vec::new();
     let (order, builtin) = if spec.modules.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -295,6 +311,15 @@ pub fn build_ramdisk(spec: &RamdiskSpec) -> Result<RamdiskReport, BuildError> {
             let dest = format!("{module_root}/{}", kmod::uncompressed_path(&module.path));
             tree.file_bytes(&dest, 0o644, data)?;
         }
+        alias_text = kmod::render_modules_alias(&index, &resolution.order);
+        let wanted: Vec<String> =
+            spec.modules.iter().flat_map(|name| index.targets(name)).collect();
+        always = resolution
+            .order
+            .iter()
+            .filter(|m| wanted.contains(&m.name) && index.device_aliases(&m.name).is_empty())
+            .map(|m| m.name.clone())
+            .collect();
         (resolution.order, resolution.builtin)
     };
     tree.file_bytes(
@@ -308,6 +333,13 @@ pub fn build_ramdisk(spec: &RamdiskSpec) -> Result<RamdiskReport, BuildError> {
         load_order.push('\n');
     }
     tree.file_bytes(&format!("{module_root}/{LOAD_ORDER_FILE}"), 0o644, load_order.into_bytes())?;
+    // Without device aliases (the kernel's modules.alias is missing) the
+    // agent finds no alias file and loads every module.
+    if !alias_text.is_empty() {
+        tree.file_bytes(&format!("{module_root}/{ALIAS_FILE}"), 0o644, alias_text.into_bytes())?;
+    }
+    let always_text: String = always.iter().map(|name| format!("{name}\n")).collect();
+    tree.file_bytes(&format!("{module_root}/{ALWAYS_FILE}"), 0o644, always_text.into_bytes())?;
 
     for (source, dest) in &spec.extra {
         tree.add_host_path(source, dest)?;
@@ -335,6 +367,7 @@ pub fn build_ramdisk(spec: &RamdiskSpec) -> Result<RamdiskReport, BuildError> {
         kernel_version: version,
         modules: order.iter().map(|module| module.name.clone()).collect(),
         builtin,
+        always,
         kernel_path,
         initramfs_path,
         initramfs_bytes,

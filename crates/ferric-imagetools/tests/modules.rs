@@ -32,6 +32,9 @@ const ALIAS: &str = "\
 alias crc32c crc32c_intel
 alias crc32c crc32c_generic
 alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
+alias virtio:d00000001v* virtio_net
+alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel
+alias devname:fuse fuse
 alias fs-vfat vfat
 ";
 
@@ -95,6 +98,17 @@ fn dashes_underscores_aliases_and_unknowns() {
         Err(BuildError::DependencyCycle(cycle)) => assert_eq!(cycle, "loop_a -> loop_b -> loop_a"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn device_aliases_and_targets() {
+    let index = index();
+    assert_eq!(index.device_aliases("virtio-pci"), ["pci:v00001AF4d*sv*sd*bc*sc*i*"]);
+    assert!(index.device_aliases("crc32c_generic").is_empty());
+    assert!(index.device_aliases("fuse").is_empty(), "devname: is no device pattern");
+    assert_eq!(index.targets("crc32c"), ["crc32c_intel", "crc32c_generic"]);
+    assert_eq!(index.targets("nls-iso8859-1"), ["nls_iso8859_1"]);
+    assert!(index.targets("fat").is_empty() && index.targets("nothing").is_empty());
 }
 
 #[test]
@@ -198,6 +212,8 @@ fn ramdisk_from_fixture_modules() {
         ]
     );
     assert_eq!(report.builtin, ["af_packet"]);
+    // crc32c_intel has a CPU feature alias: it loads when the CPU has it.
+    assert_eq!(report.always, ["crc32c_generic", "nls_iso8859_1"]);
     assert_eq!(
         std::fs::read(out.join("ferric-deploy.kernel")).unwrap(),
         std::fs::read(&kernel).unwrap()
@@ -234,6 +250,16 @@ fn ramdisk_from_fixture_modules() {
     assert!(dep.contains("kernel/crypto/crc32c_generic.ko:\n"), "{dep}");
     assert!(!dep.contains("virtio_pci"), "only included modules: {dep}");
     assert!(!mods.join("kernel/drivers/virtio/virtio_pci.ko").exists());
+    assert_eq!(
+        std::fs::read_to_string(mods.join("modules.alias")).unwrap(),
+        "alias virtio:d00000001v* virtio_net\n\
+         alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel\n",
+        "device patterns of included modules only"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mods.join("always")).unwrap(),
+        "crc32c_generic\nnls_iso8859_1\n"
+    );
     assert_eq!(std::fs::read(root.join("init")).unwrap(), b"\x7fELF agent");
     assert_eq!(std::fs::read(root.join("etc/ferric/extra.conf")).unwrap(), b"key=value\n");
     for dir in ["proc", "sys", "dev", "tmp", "run", "mnt", "etc"] {
