@@ -429,7 +429,11 @@ impl Agent {
         let disk = disk.to_owned();
         let partition = tokio::task::spawn_blocking(move || {
             let partition = configdrive::write_config_drive(&disk, &image)?;
-            configdrive::reread_partition_table(&disk)?;
+            // Only for the kernel's view while the ramdisk runs: the
+            // partition is on disk and the instance sees it at its boot.
+            if let Err(error) = configdrive::reread_partition_table(&disk) {
+                tracing::warn!(%error, "the kernel did not re-read the partition table");
+            }
             Ok::<_, configdrive::ConfigDriveError>(partition)
         })
         .await

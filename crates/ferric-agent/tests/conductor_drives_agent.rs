@@ -70,9 +70,9 @@ fn start_agent(api: &str, disk: &std::path::Path) -> AgentProcess {
         .args(["--api-url", api, "--mac", MAC, "--listen", "127.0.0.1:0"])
         .arg("--disk")
         .arg(disk)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start ferric-agent");
     AgentProcess(child)
@@ -238,6 +238,151 @@ async fn a_wrong_checksum_fails_the_deploy_and_powers_off() {
         read_disk(&disk)[..1 << 20].iter().all(|b| *b == 0),
         "partial image's partition table wiped"
     );
+    ctx.stop().await;
+}
+
+/// Serves an image store's content the way `ferric serve` does, at
+/// `/images/{sha256}`; returns the URL base.
+async fn serve_store(store: std::path::PathBuf) -> String {
+    let app = axum::Router::new().route(
+        "/images/{sha256}",
+        axum::routing::get(move |axum::extract::Path(sha256): axum::extract::Path<String>| {
+            let path = store.join("sha256").join(sha256);
+            async move { std::fs::read(path).map_err(|_| StatusCode::NOT_FOUND) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}/images", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_an_image_from_the_store_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_root = dir.path().join("images");
+    let store = ferric_imagetools::store::ImageStore::open(&store_root).expect("image store");
+    let image = disk_image();
+    let source = dir.path().join("demo.raw");
+    std::fs::write(&source, &image).expect("image file");
+    store.create_from_file(&source, Some("demo".into())).expect("import");
+    let mut config = ferric_test_utils::test_conductor_config();
+    config.images = Some(ferric_conductor::ImageCatalog {
+        store: store_root.clone(),
+        url_base: serve_store(store_root).await,
+    });
+    let Some(ctx) = TestContext::start_with(Backend::Sqlite, config).await else { return };
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk).expect("disk").set_len(DISK_SIZE).expect("size");
+    let node = enrol(&ctx).await;
+    let reply = ctx
+        .patch(
+            &format!("/v1/nodes/{node}"),
+            json!([{"op": "add", "path": "/automated_clean", "value": false},
+                   {"op": "add", "path": "/instance_info/image_source", "value": "demo"}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply = ctx.get(&format!("/v1/nodes/{node}/validate")).await;
+    assert_eq!(reply.body["deploy"]["result"], true, "a stored image validates: {:?}", reply.body);
+    ctx.provision(&node, "manage").await;
+    ctx.provision(&node, "provide").await;
+    let _agent = start_agent(&ctx.base, &disk);
+    let reply =
+        ctx.put(&format!("/v1/nodes/{node}/states/provision"), json!({"target": "active"})).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let body = wait_for(&ctx, &node, "active").await;
+    assert_eq!(body["instance_info"]["image_os_hash_algo"], "sha512", "{body}");
+    assert_eq!(read_disk(&disk)[..IMAGE_SIZE], image[..], "the stored image, byte for byte");
+
+    // An unknown image fails the deploy with a message naming it.
+    ctx.provision(&node, "deleted").await;
+    let reply = ctx
+        .patch(
+            &format!("/v1/nodes/{node}"),
+            json!([{"op": "add", "path": "/instance_info/image_source", "value": "no-such-image"}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply =
+        ctx.put(&format!("/v1/nodes/{node}/states/provision"), json!({"target": "active"})).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let body = wait_for(&ctx, &node, "deploy failed").await;
+    assert!(body["last_error"].as_str().unwrap_or_default().contains("no-such-image"), "{body}");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_while_waiting_for_the_agent_powers_the_node_off() {
+    let Some(ctx) = TestContext::start(Backend::Sqlite).await else { return };
+    let node = enrol(&ctx).await;
+    let checksum = "ab".repeat(32);
+    let reply = ctx
+        .patch(
+            &format!("/v1/nodes/{node}"),
+            json!([{"op": "add", "path": "/automated_clean", "value": false},
+                   {"op": "add", "path": "/instance_info/image_source", "value": "http://127.0.0.1:9/x.img"},
+                   {"op": "add", "path": "/instance_info/image_checksum", "value": checksum}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    ctx.provision(&node, "manage").await;
+    ctx.provision(&node, "provide").await;
+    // No agent ever calls back.
+    let body = ctx.provision(&node, "active").await;
+    assert_eq!(body["provision_state"], "wait call-back", "{body}");
+    assert_eq!(body["power_state"], "power on", "the ramdisk was booted");
+    let body = ctx.provision(&node, "abort").await;
+    assert_eq!(body["provision_state"], "deploy failed", "{body}");
+    assert_eq!(body["power_state"], "power off", "abort powers the ramdisk off: {body}");
+    assert!(body["driver_internal_info"].get("ramdisk_booted").is_none(), "{body}");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_through_the_agent_fills_in_properties() {
+    let Some(ctx) = TestContext::start(Backend::Sqlite).await else { return };
+    let reply = ctx
+        .post(
+            "/v1/nodes",
+            json!({"driver": "fake-hardware", "name": "inspected", "inspect_interface": "agent"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let node = reply.body["uuid"].as_str().expect("uuid").to_owned();
+    let reply = ctx.post("/v1/ports", json!({"node_uuid": node, "address": MAC})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    ctx.provision(&node, "manage").await;
+    let body = ctx.provision(&node, "inspect").await;
+    assert_eq!(body["provision_state"], "inspect wait", "{body}");
+    // The agent sees the fixture machine: an 8 GiB virtio disk among others.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qemu");
+    let child = Command::new(env!("CARGO_BIN_EXE_ferric-agent"))
+        .args(["--api-url", &ctx.base, "--mac", MAC, "--listen", "127.0.0.1:0"])
+        .arg("--sys-root")
+        .arg(fixture.join("sys"))
+        .arg("--proc-root")
+        .arg(fixture.join("proc"))
+        .arg("--dev-root")
+        .arg(fixture.join("dev"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ferric-agent");
+    let _agent = AgentProcess(child);
+    let body = wait_for(&ctx, &node, "manageable").await;
+    let properties = &body["properties"];
+    assert_eq!(properties["local_gb"], 7, "smallest disk of at least 4 GiB, less one: {body}");
+    assert!(properties["memory_mb"].as_u64().is_some_and(|mb| mb > 0), "{body}");
+    assert!(properties["cpus"].as_u64().is_some_and(|n| n > 0), "{body}");
+    assert!(!body["inspection_finished_at"].is_null(), "{body}");
+    assert_eq!(body["power_state"], "power off", "{body}");
+    let reply = ctx.get(&format!("/v1/nodes/{node}/inventory")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let disks = reply.body["inventory"]["disks"].as_array().cloned().unwrap_or_default();
+    assert!(disks.iter().any(|disk| disk["name"] == "/dev/vda"), "{:?}", reply.body);
     ctx.stop().await;
 }
 

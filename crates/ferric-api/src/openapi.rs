@@ -253,6 +253,11 @@ fn schemas() -> BTreeMap<&'static str, Value> {
         "children": {"type": "array", "items": {"type": "string", "format": "uuid"}}}}),
     );
     schemas.insert(
+        "Inventory",
+        json!({"type": "object", "required": ["inventory", "plugin_data"], "properties": {
+        "inventory": {"type": "object"}, "plugin_data": {"type": "object"}}}),
+    );
+    schemas.insert(
         "Shards",
         json!({"type": "object", "required": ["shards"], "properties": {
         "shards": {"type": "array", "items": {"type": "object", "properties": {

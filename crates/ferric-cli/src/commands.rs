@@ -168,6 +168,15 @@ pub enum NodeCommand {
     /// Deploy (available → active).
     Deploy {
         node: String,
+        /// The image: an http(s) URL, or the name or id of an image in the
+        /// conductor's image store (`ferric image create`). Sets
+        /// `instance_info.image_source`.
+        #[arg(long)]
+        image: Option<String>,
+        /// The image's checksum (`sha256:…`, `sha512:…` or bare hex); not
+        /// needed for stored images.
+        #[arg(long = "image-checksum")]
+        image_checksum: Option<String>,
         /// Config drive: a JSON object, a URL or base64 text, or @FILE.
         #[arg(long = "config-drive")]
         config_drive: Option<String>,
@@ -764,7 +773,32 @@ async fn node(
             body.insert("clean_steps".into(), json_argument(&clean_steps, "--clean-steps")?);
             provision(client, progress, &node, "clean", body, wait.wait, &["manageable"]).await
         }
-        NodeCommand::Deploy { node, config_drive: drive, deploy_steps, wait } => {
+        NodeCommand::Deploy {
+            node,
+            image,
+            image_checksum,
+            config_drive: drive,
+            deploy_steps,
+            wait,
+        } => {
+            let mut ops = Vec::new();
+            if let Some(image) = image {
+                ops.push(
+                    json!({"op": "add", "path": "/instance_info/image_source", "value": image}),
+                );
+                // A checksum left from an earlier image must not apply to this one.
+                ops.push(match image_checksum {
+                    Some(checksum) => {
+                        json!({"op": "add", "path": "/instance_info/image_checksum", "value": checksum})
+                    }
+                    None => json!({"op": "add", "path": "/instance_info/image_checksum", "value": null}),
+                });
+            } else if let Some(checksum) = image_checksum {
+                ops.push(json!({"op": "add", "path": "/instance_info/image_checksum", "value": checksum}));
+            }
+            if !ops.is_empty() {
+                client.patch(&node_path(&node), &Value::Array(ops)).await?;
+            }
             let mut body = Map::new();
             if let Some(drive) = drive {
                 body.insert("configdrive".into(), config_drive(&drive)?);

@@ -34,11 +34,25 @@ pub struct ConductorConfig {
     pub automated_clean: bool,
     /// How long shutdown waits for running operations.
     pub graceful_shutdown_timeout: Duration,
+    /// ferric's own image store, for `instance_info.image_source` given as
+    /// an image name or id rather than a URL.
+    pub images: Option<ImageCatalog>,
+}
+
+/// Where the conductor finds stored images and where nodes download them.
+#[derive(Debug, Clone)]
+pub struct ImageCatalog {
+    /// The image store's root (`ferric image create` writes there).
+    pub store: std::path::PathBuf,
+    /// The URL under which the boot HTTP server serves the store's content
+    /// by SHA-256 (`<url_base>/<sha256>`).
+    pub url_base: String,
 }
 
 impl Default for ConductorConfig {
     fn default() -> Self {
         Self {
+            images: None,
             hostname: "localhost".into(),
             conductor_group: String::new(),
             heartbeat_interval: Duration::from_secs(10),

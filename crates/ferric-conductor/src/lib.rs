@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-pub use config::ConductorConfig;
+pub use config::{ConductorConfig, ImageCatalog};
 
 /// Errors starting or stopping a conductor.
 #[derive(Debug, thiserror::Error)]

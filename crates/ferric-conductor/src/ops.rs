@@ -288,6 +288,7 @@ async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, End
         ProvisionState::DeployWait => StepPhase::Deploy,
         ProvisionState::CleanWait => StepPhase::Clean,
         ProvisionState::ServiceWait => StepPhase::Service,
+        ProvisionState::InspectWait => return inspect_with_agent(inner, node).await,
         // Nothing of ours waits for an agent in other states.
         _ => return Ok((node, Ending::Stay)),
     };
@@ -325,6 +326,54 @@ async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, End
             run_steps(inner, node, &drivers, phase).await
         }
     }
+}
+
+/// The agent of a node being inspected called back: take its inventory,
+/// record what it says (properties, ports for its booting NICs), power the
+/// ramdisk off.
+async fn inspect_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {
+    node.driver_internal_info.remove(AWAITING_AGENT);
+    let agent = ferric_driver::agent_client::AgentClient::for_node(&node)
+        .map_err(|e| failed("Inspection failed", e))?;
+    let result = agent
+        .run("system.get_inventory", serde_json::Map::new(), true)
+        .await
+        .map_err(|e| failed("Inspection failed", e))?;
+    let inventory = result
+        .command_result
+        .as_ref()
+        .and_then(|value| value.get("inventory"))
+        .filter(|value| value.is_object())
+        .cloned()
+        .ok_or_else(|| {
+            Failure::Failed(format!(
+                "Inspection failed: the agent sent no inventory ({})",
+                result.error_message()
+            ))
+        })?;
+    let plugin_data = serde_json::json!({"source": "ferric-agent", "agent_version":
+        node.driver_internal_info.get("agent_version").cloned().unwrap_or(Value::Null)});
+    inner.store.node_inventory_put(node.uuid, &inventory, &plugin_data).await?;
+    let (properties, macs) = ferric_driver::direct::properties_from_inventory(&inventory);
+    node.properties.extend(properties);
+    for mac in macs {
+        let Some(mac) = ferric_types::validate::normalize_mac(&mac) else { continue };
+        match inner.store.port_get_by_address(&mac).await {
+            Ok(_) => {}
+            Err(ferric_store::StoreError::NotFound { .. }) => {
+                let mut port = ferric_types::Port::new(Uuid::new_v4(), mac.clone(), node.uuid);
+                port.pxe_enabled = true;
+                if let Err(error) = inner.store.port_create(&port).await {
+                    tracing::warn!(node = %node.uuid, %mac, %error, "inspection could not add a port");
+                }
+            }
+            Err(error) => return Err(Failure::Store(error)),
+        }
+    }
+    node.inspection_finished_at = Some(Timestamp::now());
+    shut_down_ramdisk(inner, &mut node).await;
+    let node = resume(inner, node).await?;
+    Ok((node, Ending::Event(Event::Done)))
 }
 
 /// Moves the node from its wait state back to the working state (saving the
@@ -527,6 +576,10 @@ async fn inspect(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failur
     let drivers = load_drivers(&node)?;
     drivers.inspect.validate(&node).map_err(|e| failed("Failed to validate inspection", e))?;
     node.inspection_started_at = Some(Timestamp::now());
+    if drivers.inspect.needs_agent() {
+        boot_ramdisk(inner, &mut node, &drivers, StepPhase::Clean).await?;
+        return Ok((node, Ending::Event(Event::Wait)));
+    }
     let outcome = drivers
         .inspect
         .inspect_hardware(&mut node)
@@ -567,6 +620,7 @@ async fn deploy(
     request: &ProvisionRequest,
 ) -> Result<(Node, Ending), Failure> {
     let drivers = load_drivers(&node)?;
+    resolve_image(inner, &mut node).await?;
     for (kind, interface) in [
         (InterfaceKind::Power, drivers.power.validate(&node)),
         (InterfaceKind::Deploy, drivers.deploy.validate(&node)),
@@ -593,6 +647,52 @@ async fn deploy(
     let steps = order_automated(steps);
     start_steps(&mut node, StepPhase::Deploy, &steps);
     run_steps(inner, node, &drivers, StepPhase::Deploy).await
+}
+
+/// An `image_source` that is not a URL names an image in ferric's image
+/// store: the node gets that image's download URL (`image_url`, as Ironic
+/// resolves Glance images), checksum and disk format.
+async fn resolve_image(inner: &Inner, node: &mut Node) -> Result<(), Failure> {
+    let Some(source) = node.instance_info.get("image_source").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let source = source.trim().to_owned();
+    node.instance_info.remove("image_url");
+    if source.contains("://") {
+        return Ok(());
+    }
+    let Some(catalog) = inner.config.images.clone() else {
+        return Err(Failure::Failed(format!(
+            "image_source \"{source}\" is not a URL, and this conductor has no image store \
+             (enable HTTP boot to serve one)"
+        )));
+    };
+    let lookup = source.clone();
+    let record = tokio::task::spawn_blocking(move || {
+        ferric_imagetools::store::ImageStore::open(&catalog.store)
+            .and_then(|store| store.get(&lookup))
+            .map(|record| (record, catalog.url_base))
+    })
+    .await
+    .map_err(|error| Failure::Failed(format!("Image store lookup failed: {error}")))?;
+    let (record, url_base) = record.map_err(|error| {
+        Failure::Failed(format!("Image \"{source}\" could not be used: {error}"))
+    })?;
+    let info = &mut node.instance_info;
+    info.insert(
+        "image_url".into(),
+        Value::String(format!("{}/{}", url_base.trim_end_matches('/'), record.sha256)),
+    );
+    // The store computed the checksum at import: it is the one to verify.
+    info.remove("image_checksum");
+    info.insert("image_os_hash_algo".into(), Value::String("sha512".into()));
+    info.insert("image_os_hash_value".into(), Value::String(record.sha512.clone()));
+    let format = match record.format {
+        ferric_image::format::ImageFormat::Qcow2 => "qcow2",
+        _ => "raw",
+    };
+    info.insert("image_disk_format".into(), Value::String(format.into()));
+    Ok(())
 }
 
 async fn undeploy(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failure> {

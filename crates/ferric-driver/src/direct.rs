@@ -114,7 +114,12 @@ fn image_checksum(node: &Node) -> Result<String, DriverError> {
     Ok(format!("{algorithm}:{}", value.to_ascii_lowercase()))
 }
 
+/// The URL the agent downloads: `image_url` (resolved by the conductor
+/// from ferric's image store) or `image_source` itself.
 fn image_source(node: &Node) -> Result<&str, DriverError> {
+    if let Some(url) = text(&node.instance_info, "image_url") {
+        return Ok(url);
+    }
     let source = text(&node.instance_info, "image_source").ok_or_else(|| {
         DriverError::MissingInfo { keys: vec!["instance_info.image_source".into()] }
     })?;
@@ -124,7 +129,9 @@ fn image_source(node: &Node) -> Result<&str, DriverError> {
     {
         return Err(invalid(
             "image_source",
-            format!("\"{source}\" is not an http(s):// or file:// URL (image service references are not supported)"),
+            format!(
+                "\"{source}\" is not an http(s):// or file:// URL, nor an image in ferric's image store"
+            ),
         ));
     }
     Ok(source)
@@ -221,8 +228,14 @@ impl Interface for DirectDeploy {
         if node.provision_state == ferric_types::ProvisionState::Deploying
             || node.instance_info.contains_key("image_source")
         {
-            image_source(node)?;
-            image_checksum(node)?;
+            let stored_image = text(&node.instance_info, "image_source")
+                .is_some_and(|source| !source.contains("://"))
+                && !node.instance_info.contains_key("image_url");
+            // A stored image's URL and checksum are filled in at deploy.
+            if !stored_image {
+                image_source(node)?;
+                image_checksum(node)?;
+            }
             if node.instance_info.contains_key("kernel")
                 || node.instance_info.contains_key("ramdisk")
             {
@@ -387,6 +400,79 @@ impl DeployInterface for DirectDeploy {
     }
 }
 
+/// The `agent` inspect interface: the node boots the deploy ramdisk and
+/// the agent reports its inventory (`system.get_inventory`); the conductor
+/// turns it into properties and ports ([`properties_from_inventory`]).
+pub struct AgentInspect;
+
+#[async_trait::async_trait]
+impl Interface for AgentInspect {
+    fn kind(&self) -> InterfaceKind {
+        InterfaceKind::Inspect
+    }
+
+    fn validate(&self, node: &Node) -> Result<(), DriverError> {
+        let _ = node;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::interfaces::InspectInterface for AgentInspect {
+    fn needs_agent(&self) -> bool {
+        true
+    }
+
+    async fn inspect_hardware(&self, node: &mut Node) -> Result<StepOutcome, DriverError> {
+        let _ = node;
+        Ok(StepOutcome::Wait)
+    }
+}
+
+/// What inspection learns from an inventory in ironic-python-agent's
+/// format: `cpu_arch`, `cpus`, `memory_mb`, `local_gb` (the root disk
+/// candidate's size in GiB, less one, as Ironic does), and the MAC
+/// addresses of interfaces that have an IPv4 address (the ones that can
+/// network-boot), for ports.
+pub fn properties_from_inventory(inventory: &Value) -> (JsonObject, Vec<String>) {
+    let mut properties = JsonObject::new();
+    if let Some(arch) = inventory.pointer("/cpu/architecture").and_then(Value::as_str) {
+        properties.insert("cpu_arch".into(), json!(arch));
+    }
+    if let Some(count) = inventory.pointer("/cpu/count").and_then(Value::as_u64) {
+        properties.insert("cpus".into(), json!(count));
+    }
+    let memory = inventory.pointer("/memory/physical_mb").and_then(Value::as_u64).or_else(|| {
+        inventory.pointer("/memory/total").and_then(Value::as_u64).map(|bytes| bytes >> 20)
+    });
+    if let Some(memory) = memory {
+        properties.insert("memory_mb".into(), json!(memory));
+    }
+    let gib = 1u64 << 30;
+    let root = inventory
+        .get("disks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|disk| disk.get("size").and_then(Value::as_u64))
+        .filter(|size| *size >= 4 * gib)
+        .min();
+    if let Some(size) = root {
+        properties.insert("local_gb".into(), json!((size / gib).saturating_sub(1)));
+    }
+    let macs = inventory
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|nic| {
+            nic.get("ipv4_address").and_then(Value::as_str).is_some_and(|a| !a.is_empty())
+        })
+        .filter_map(|nic| nic.get("mac_address").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    (properties, macs)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -399,6 +485,26 @@ mod tests {
             Node::new(Uuid::new_v4(), HardwareType::FakeHardware, ProvisionState::Available);
         node.instance_info = info.as_object().cloned().unwrap_or_default();
         node
+    }
+
+    #[test]
+    fn inventories_become_properties_and_ports() {
+        let inventory = json!({
+            "cpu": {"architecture": "x86_64", "count": 4},
+            "memory": {"total": 8u64 << 30, "physical_mb": 8192},
+            "disks": [{"name": "/dev/sdb", "size": 2u64 << 30}, {"name": "/dev/vda", "size": 20u64 << 30},
+                      {"name": "/dev/nvme0n1", "size": 100u64 << 30}],
+            "interfaces": [{"name": "eth0", "mac_address": "52:54:00:12:34:56", "ipv4_address": "198.18.0.100"},
+                           {"name": "eth1", "mac_address": "52:54:00:12:34:57", "ipv4_address": null}],
+        });
+        let (properties, macs) = properties_from_inventory(&inventory);
+        assert_eq!(
+            Value::Object(properties),
+            json!({"cpu_arch": "x86_64", "cpus": 4, "memory_mb": 8192, "local_gb": 19})
+        );
+        assert_eq!(macs, vec!["52:54:00:12:34:56".to_owned()]);
+        let (properties, macs) = properties_from_inventory(&json!({"cpu": "garbage"}));
+        assert!(properties.is_empty() && macs.is_empty());
     }
 
     #[test]
@@ -442,5 +548,9 @@ mod tests {
         let error =
             image_source(&node_with(json!({"image_source": "6d3b6c4e-glance-id"}))).unwrap_err();
         assert!(error.to_string().contains("not an http(s)"));
+        let node = node_with(
+            json!({"image_source": "demo", "image_url": "http://198.18.0.1:8080/images/ab"}),
+        );
+        assert_eq!(image_source(&node).unwrap(), "http://198.18.0.1:8080/images/ab");
     }
 }

@@ -32,7 +32,7 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Console, vec![I::NoConsole, I::Fake]),
             (K::Deploy, vec![I::Fake, I::Direct]),
             (K::Firmware, vec![I::NoFirmware, I::Fake]),
-            (K::Inspect, vec![I::NoInspect, I::Fake]),
+            (K::Inspect, vec![I::NoInspect, I::Fake, I::Agent]),
             (K::Management, vec![I::Fake]),
             (K::Network, vec![I::Noop]),
             (K::Power, vec![I::Fake]),
@@ -50,7 +50,7 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Console, vec![I::NoConsole]),
             (K::Deploy, vec![I::Direct, I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
-            (K::Inspect, vec![I::NoInspect]),
+            (K::Inspect, vec![I::Agent, I::NoInspect]),
             (K::Management, vec![I::Ipmitool]),
             (K::Network, vec![I::Noop]),
             (K::Power, vec![I::Ipmitool]),
@@ -67,7 +67,7 @@ pub fn hardware_type_support(hardware_type: HardwareType) -> Vec<InterfaceSuppor
             (K::Console, vec![I::NoConsole]),
             (K::Deploy, vec![I::Direct, I::Fake]),
             (K::Firmware, vec![I::NoFirmware]),
-            (K::Inspect, vec![I::NoInspect]),
+            (K::Inspect, vec![I::Agent, I::NoInspect]),
             (K::Management, vec![I::Redfish]),
             (K::Network, vec![I::Noop]),
             (K::Power, vec![I::Redfish]),
@@ -182,6 +182,7 @@ impl DriverSet {
         };
         let inspect: Arc<dyn InspectInterface> = match choose(InterfaceKind::Inspect)? {
             InterfaceImpl::Fake => Arc::new(Fake(InterfaceKind::Inspect)),
+            InterfaceImpl::Agent => Arc::new(crate::direct::AgentInspect),
             chosen if is_noop(chosen) => Arc::new(Noop(InterfaceKind::Inspect)),
             other => return Err(missing(InterfaceKind::Inspect, other)),
         };

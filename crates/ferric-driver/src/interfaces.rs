@@ -162,7 +162,14 @@ pub trait NetworkInterface: Interface {
 /// Hardware inspection.
 #[async_trait::async_trait]
 pub trait InspectInterface: Interface {
-    /// Inspects the node; `Wait` when an agent will report back.
+    /// Whether inspection runs in the deploy ramdisk: the conductor boots
+    /// it and asks the agent for the inventory when it calls back.
+    fn needs_agent(&self) -> bool {
+        false
+    }
+
+    /// Inspects the node out of band; `Wait` when something else will
+    /// report back.
     async fn inspect_hardware(&self, node: &mut Node) -> Result<StepOutcome, DriverError>;
 }
 

@@ -138,7 +138,7 @@ impl Store {
     pub async fn node_delete(&self, uuid: Uuid) -> Result<()> {
         let ident = uuid.to_string();
         let mut tx = Conn::begin(&self.backend).await.map_err(StoreError::Database)?;
-        for table in ["ports", "portgroups", "node_history", "nodes"] {
+        for table in ["ports", "portgroups", "node_history", "node_inventory", "nodes"] {
             let column = if table == "nodes" { "uuid" } else { "node_uuid" };
             let sql = Sql::new(
                 format!("DELETE FROM {table} WHERE {column} = $1"),
@@ -489,6 +489,69 @@ impl Store {
         );
         let row: Option<HistoryRow> = self.fetch_optional(sql).await?;
         row.ok_or_else(|| not_found(HistoryRow::KIND, uuid))?.into_event()
+    }
+}
+
+/// A node's inventory as inspection recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInventory {
+    pub inventory: serde_json::Value,
+    pub plugin_data: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct InventoryRow {
+    inventory: String,
+    plugin_data: String,
+    created_at: String,
+}
+
+impl Store {
+    /// Records (or replaces) the inventory of `node_uuid`.
+    pub async fn node_inventory_put(
+        &self,
+        node_uuid: Uuid,
+        inventory: &serde_json::Value,
+        plugin_data: &serde_json::Value,
+    ) -> Result<()> {
+        let sql = Sql::new(
+            "INSERT INTO node_inventory (node_uuid, inventory, plugin_data, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (node_uuid) DO UPDATE SET \
+             inventory = excluded.inventory, plugin_data = excluded.plugin_data, \
+             created_at = excluded.created_at",
+            vec![
+                node_uuid.to_string().into(),
+                inventory.to_string().into(),
+                plugin_data.to_string().into(),
+                Timestamp::now().to_text().into(),
+            ],
+        );
+        self.execute(sql).await.map(|_| ())
+    }
+
+    /// The inventory of `node_uuid`, if inspection recorded one.
+    pub async fn node_inventory_get(&self, node_uuid: Uuid) -> Result<Option<NodeInventory>> {
+        let sql = Sql::new(
+            "SELECT inventory, plugin_data, created_at FROM node_inventory WHERE node_uuid = $1",
+            vec![node_uuid.to_string().into()],
+        );
+        let row: Option<InventoryRow> = self.fetch_optional(sql).await?;
+        let Some(row) = row else { return Ok(None) };
+        let decode = |text: &str, what: &'static str| {
+            serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+                what,
+                detail: format!("node {node_uuid}: {error}"),
+            })
+        };
+        Ok(Some(NodeInventory {
+            inventory: decode(&row.inventory, "inventory")?,
+            plugin_data: decode(&row.plugin_data, "plugin_data")?,
+            created_at: Timestamp::parse(&row.created_at).ok_or_else(|| StoreError::Corrupt {
+                what: "inventory time",
+                detail: format!("node {node_uuid}: {}", row.created_at),
+            })?,
+        }))
     }
 }
 

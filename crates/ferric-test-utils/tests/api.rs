@@ -843,3 +843,26 @@ async fn shards_and_children() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn node_inventory() {
+    for_each_backend(|ctx| async move {
+        let node = ctx.create_node("inventoried").await;
+        let uuid: uuid::Uuid = node["uuid"].as_str().unwrap().parse().unwrap();
+        let missing = ctx.get("/v1/nodes/inventoried/inventory").await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{:?}", missing.body);
+        assert!(missing.fault().contains("Inventory"), "{}", missing.fault());
+        let inventory = json!({"cpu": {"count": 8, "architecture": "x86_64"}, "disks": []});
+        ctx.store.node_inventory_put(uuid, &inventory, &json!({})).await.unwrap();
+        let found = ctx.get("/v1/nodes/inventoried/inventory").await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert_eq!(found.body, json!({"inventory": inventory, "plugin_data": {}}));
+        let old =
+            ctx.request(Method::GET, "/v1/nodes/inventoried/inventory", Some("1.80"), None).await;
+        assert_eq!(old.status, StatusCode::NOT_FOUND);
+        let unknown = ctx.get("/v1/nodes/no-such-node/inventory").await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        ctx
+    })
+    .await;
+}

@@ -25,6 +25,8 @@ pub struct BootOptions {
     pub interface: Option<String>,
     /// Boot files (iPXE binaries, kernels, ramdisks).
     pub root: PathBuf,
+    /// The image store, served by content at `/images/{sha256}`.
+    pub images: PathBuf,
     /// The API URL ramdisks call back to.
     pub api_url: String,
     /// Appended to every ramdisk kernel command line.
@@ -231,8 +233,17 @@ pub async fn start(
             file_base_url: format!("http://{local}"),
             kernel_append: options.kernel_append.clone(),
         };
+        let blobs = Arc::new(options.images.join("sha256"));
         let app =
-            ferric_httpboot::router(Arc::new(StoreBackend(store)), settings, options.root.clone());
+            ferric_httpboot::router(Arc::new(StoreBackend(store)), settings, options.root.clone())
+                .merge(
+                    axum::Router::new()
+                        .route(
+                            "/images/{sha256}",
+                            axum::routing::get(stored_image).head(stored_image),
+                        )
+                        .with_state(blobs),
+                );
         tracing::info!(address = %local, "HTTP boot serving scripts and {}", options.root.display());
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
@@ -244,4 +255,19 @@ pub async fn start(
         }));
     }
     Ok(tasks)
+}
+
+/// `GET|HEAD /images/{sha256}`: stored image content, with Range and ETag.
+async fn stored_image(
+    axum::extract::State(blobs): axum::extract::State<Arc<PathBuf>>,
+    axum::extract::Path(sha256): axum::extract::Path<String>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (axum::http::StatusCode::NOT_FOUND, "images are addressed by their sha256\n")
+            .into_response();
+    }
+    ferric_httpboot::files::serve(&blobs, &sha256.to_ascii_lowercase(), &method, &headers).await
 }

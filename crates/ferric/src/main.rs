@@ -189,6 +189,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(workers) = file.conductor.workers {
         conductor_config.workers = workers;
     }
+    // With HTTP boot on, the boot server also serves the image store by
+    // content, and deploys may name stored images instead of URLs.
+    let images_dir = data_dir.join("images");
+    if let Some(http) = args.boot_http.or(file.boot.http_listen) {
+        conductor_config.images = Some(ferric_conductor::ImageCatalog {
+            store: images_dir.clone(),
+            url_base: format!("http://{http}/images"),
+        });
+    }
     let heartbeat_timeout = conductor_config.heartbeat_timeout;
     let conductor = Conductor::start(store.clone(), conductor_config)
         .await
@@ -221,6 +230,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dhcp,
         router_advertisements: file.boot.router_advertisements.unwrap_or(true),
         root: args.boot_root.or(file.boot.root).unwrap_or_else(|| data_dir.join("boot")),
+        images: images_dir,
         api_url: args.api_url.or(file.boot.api_url).unwrap_or_else(|| format!("http://{bound}")),
         kernel_append: file.boot.kernel_append.unwrap_or_default(),
     };

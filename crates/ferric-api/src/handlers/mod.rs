@@ -92,6 +92,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(DELETE "/v1/nodes/{node}/traits/{name}", "node_trait_remove", "Remove one trait", since 37, 204, None, None, delete(nodes::trait_remove)),
     endpoint!(GET "/v1/nodes/{node}/history", "node_history_list", "A node's history", since 78, 200, None, Some("HistoryCollection"), get(nodes::history_list)),
     endpoint!(GET "/v1/nodes/{node}/history/{event}", "node_history_get", "One history event", since 78, 200, None, Some("HistoryEvent"), get(nodes::history_show)),
+    endpoint!(GET "/v1/nodes/{node}/inventory", "node_inventory_get", "The hardware inventory inspection recorded", since 81, 200, None, Some("Inventory"), get(nodes::inventory)),
     endpoint!(GET "/v1/nodes/{node}/children", "node_children_list", "The UUIDs of a node's child nodes", since 83, 200, None, Some("Children"), get(nodes::children)),
     endpoint!(GET "/v1/shards", "shard_list", "Shards in use, with their node counts", since 82, 200, None, Some("Shards"), get(nodes::shards)),
     endpoint!(GET "/v1/nodes/{node}/ports", "node_port_list", "A node's ports", since 1, 200, None, Some("PortCollection"), get(ports::list_of_node)),

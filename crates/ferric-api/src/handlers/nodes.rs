@@ -1441,6 +1441,21 @@ pub async fn shards(State(state): State<ApiState>, ctx: Ctx) -> ApiResult<Json<V
     Ok(Json(json!({ "shards": shards })))
 }
 
+/// `GET /v1/nodes/{node}/inventory` (1.81): what the last inspection
+/// recorded, as ironic-python-agent's inventory format.
+pub async fn inventory(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(81)?;
+    let node = load(&state, &ident).await?;
+    let stored = state.store.node_inventory_get(node.uuid).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("Inventory for node {} could not be found.", node.uuid))
+    })?;
+    Ok(Json(json!({ "inventory": stored.inventory, "plugin_data": stored.plugin_data })))
+}
+
 pub async fn children(
     State(state): State<ApiState>,
     ctx: Ctx,

@@ -33,6 +33,7 @@ macro_rules! backend_tests {
 
 mod conductors;
 mod history;
+mod inventory;
 mod misc;
 mod nodes;
 mod ports;
