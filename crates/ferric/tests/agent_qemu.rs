@@ -14,99 +14,39 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
+use common::{milestones, newest_kernel, sh, Lab};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MAC: &str = "52:54:00:08:00:01";
 const SERVER: &str = "198.18.8.1";
 
-fn sh(command: &str) -> (bool, String) {
-    let output = Command::new("sh").arg("-c").arg(command).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn skip(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("cannot run the agent-in-QEMU test under CI: {reason}");
-    }
-    eprintln!("skipping the agent-in-QEMU test: {reason}");
-}
-
-/// Removes the namespace (and everything running in it) and the scratch
-/// directory on drop.
-struct Lab {
-    namespace: String,
-    dir: PathBuf,
-    processes: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in &mut self.processes {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = sh(&format!(
-            "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}",
-            ns = self.namespace
-        ));
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn newest_kernel() -> Option<PathBuf> {
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .ok()?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort();
-    kernels.pop()
-}
-
-/// `MARKER … uptime=S` lines from the console, as (marker, seconds).
-fn milestones(console: &str) -> Vec<(String, f64)> {
-    console
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let (head, uptime) = line.rsplit_once(" uptime=")?;
-            let marker = head.split_whitespace().next()?;
-            let seconds: f64 = uptime.trim().parse().ok()?;
-            marker
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c == '-')
-                .then(|| (marker.to_owned(), seconds))
-        })
-        .collect()
+fn skip_test(reason: &str) {
+    common::skip("the agent-in-QEMU test", reason)
 }
 
 #[test]
 fn the_agent_boots_in_qemu_and_cleans_its_disk() {
     if sh("id -u").1.trim() != "0" {
-        return skip("not root");
+        return skip_test("not root");
     }
     for tool in ["ip", "qemu-system-x86_64", "sfdisk", "curl"] {
         if !sh(&format!("command -v {tool}")).0 {
-            return skip(&format!("{tool} is not installed"));
+            return skip_test(&format!("{tool} is not installed"));
         }
     }
     let Some(kernel) = newest_kernel() else {
-        return skip("no kernel in /boot (apt-get install linux-image-amd64)");
+        return skip_test("no kernel in /boot (apt-get install linux-image-amd64)");
     };
     let Some(agent) =
         std::env::var_os("FERRIC_AGENT_BIN").map(PathBuf::from).filter(|p| p.exists())
     else {
-        return skip("FERRIC_AGENT_BIN does not name the static agent (see .ci/run)");
+        return skip_test("FERRIC_AGENT_BIN does not name the static agent (see .ci/run)");
     };
     let tag = format!("{:x}", std::process::id());
     let tag = &tag[tag.len().saturating_sub(6)..];
@@ -125,7 +65,7 @@ fn the_agent_boots_in_qemu_and_cleans_its_disk() {
         ns = lab.namespace
     ));
     if !ok {
-        return skip(&format!("cannot create the network namespace: {text}"));
+        return skip_test(&format!("cannot create the network namespace: {text}"));
     }
     let dir = lab.dir.clone();
     std::fs::create_dir_all(dir.join("data")).unwrap();
