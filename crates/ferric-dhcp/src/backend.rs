@@ -176,6 +176,18 @@ impl MemoryLeases {
     pub fn all(&self) -> Vec<Lease> {
         self.lock().by_mac.values().cloned().collect()
     }
+
+    /// Records `lease` without checking who holds its address: for loading
+    /// leases saved by an earlier run, which were consistent when saved.
+    pub fn restore(&self, lease: Lease) {
+        self.lock().record(lease);
+    }
+
+    /// Keeps `ip` out of use until `until`: for loading declines saved by an
+    /// earlier run.
+    pub fn restore_decline(&self, ip: Ipv4Addr, until: u64) {
+        self.lock().declined.insert(ip, until);
+    }
 }
 
 impl LeaseStore for MemoryLeases {
@@ -230,5 +242,43 @@ impl LeaseStore for MemoryLeases {
         }
         state.by_ip.remove(&ip);
         state.declined.insert(ip, until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(last: u8, ip: Ipv4Addr, expires: u64) -> Lease {
+        Lease {
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
+            ip,
+            expires,
+            state: LeaseState::Bound,
+            hostname: None,
+            relay: None,
+        }
+    }
+
+    #[test]
+    fn restored_leases_and_declines_hold_their_addresses() {
+        let leases = MemoryLeases::new();
+        let range = AddressRange {
+            first: Ipv4Addr::new(198, 18, 0, 100),
+            last: Ipv4Addr::new(198, 18, 0, 103),
+        };
+        leases.restore(lease(1, Ipv4Addr::new(198, 18, 0, 100), 1_000));
+        leases.restore(lease(2, Ipv4Addr::new(198, 18, 0, 101), 1_000));
+        leases.restore_decline(Ipv4Addr::new(198, 18, 0, 102), 1_000);
+        assert_eq!(leases.find(MacAddr([0x52, 0x54, 0, 0, 0, 2])).map(|l| l.expires), Some(1_000));
+        let template = lease(3, Ipv4Addr::UNSPECIFIED, 500);
+        assert_eq!(
+            leases.allocate(&[range], template.clone(), 10),
+            Some(Ipv4Addr::new(198, 18, 0, 103))
+        );
+        assert_eq!(
+            leases.claim(lease(4, Ipv4Addr::new(198, 18, 0, 101), 500), 10),
+            Err(LeaseError::InUse(Ipv4Addr::new(198, 18, 0, 101)))
+        );
     }
 }

@@ -20,6 +20,7 @@ pub use error::StoreError;
 pub use query::{NodeFilters, NodeQuery, NodeSortKey, Page, PortQuery, SortDir};
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use ferric_types::{
     Chassis, ConductorRecord, HardwareType, HistoryEvent, InterfaceSupport, Node, Port, Portgroup,
@@ -552,6 +553,209 @@ impl Store {
                 detail: format!("node {node_uuid}: {}", row.created_at),
             })?,
         }))
+    }
+}
+
+/// Where a DHCP lease is in its life, as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhcpLeaseState {
+    /// Offered, not yet requested.
+    Offered,
+    /// Acknowledged.
+    Bound,
+}
+
+impl DhcpLeaseState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DhcpLeaseState::Offered => "offered",
+            DhcpLeaseState::Bound => "bound",
+        }
+    }
+
+    fn parse(text: &str) -> Option<DhcpLeaseState> {
+        match text {
+            "offered" => Some(DhcpLeaseState::Offered),
+            "bound" => Some(DhcpLeaseState::Bound),
+            _ => None,
+        }
+    }
+}
+
+/// A DHCP lease (`dhcp_leases`): `ip` belongs to `mac` until `expires`.
+/// Plain data; ferric's DHCP server converts its own lease type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpLease {
+    /// The client's MAC address (stored as lower-case `aa:bb:...`).
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    /// Unix seconds.
+    pub expires: u64,
+    pub state: DhcpLeaseState,
+    pub hostname: Option<String>,
+    /// Relay information (option 82), as the DHCP server encodes it.
+    pub relay: Option<serde_json::Value>,
+}
+
+/// An address a client declined, kept out of use until `until` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhcpDecline {
+    pub ip: Ipv4Addr,
+    pub until: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct DhcpLeaseRow {
+    mac: String,
+    ip: String,
+    expires: i64,
+    state: String,
+    hostname: Option<String>,
+    relay: Option<String>,
+}
+
+impl DhcpLeaseRow {
+    fn into_lease(self) -> Result<DhcpLease> {
+        let corrupt = |detail: String| StoreError::Corrupt { what: "DHCP lease", detail };
+        let mac = parse_mac(&self.mac).ok_or_else(|| corrupt(format!("MAC {:?}", self.mac)))?;
+        let ip =
+            self.ip.parse().map_err(|_| corrupt(format!("{}: address {:?}", self.mac, self.ip)))?;
+        let state = DhcpLeaseState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("{}: state {:?}", self.mac, self.state)))?;
+        let relay = match self.relay {
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|error| corrupt(format!("{}: relay: {error}", self.mac)))?,
+            ),
+            None => None,
+        };
+        Ok(DhcpLease {
+            mac,
+            ip,
+            expires: from_unix(self.expires),
+            state,
+            hostname: self.hostname,
+            relay,
+        })
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next().filter(|part| part.len() == 2)?;
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Unix seconds as stored (saturating: BIGINT is signed).
+fn to_unix(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+fn from_unix(seconds: i64) -> u64 {
+    u64::try_from(seconds).unwrap_or(0)
+}
+
+impl Store {
+    /// Records `lease`, replacing the MAC's previous one. `Duplicate` (field
+    /// `ip`) if another MAC's row holds the address, expired or not: the
+    /// caller decides whether that row may go ([`Store::dhcp_lease_delete_ip`]).
+    pub async fn dhcp_lease_upsert(&self, lease: &DhcpLease) -> Result<()> {
+        let ip = lease.ip.to_string();
+        let sql = Sql::new(
+            "INSERT INTO dhcp_leases (mac, ip, expires, state, hostname, relay, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (mac) DO UPDATE SET \
+             ip = excluded.ip, expires = excluded.expires, state = excluded.state, \
+             hostname = excluded.hostname, relay = excluded.relay, \
+             updated_at = excluded.updated_at",
+            vec![
+                mac_text(&lease.mac).into(),
+                ip.as_str().into(),
+                to_unix(lease.expires).into(),
+                lease.state.as_str().into(),
+                lease.hostname.clone().into(),
+                lease.relay.as_ref().map(|relay| relay.to_string()).into(),
+                Timestamp::now().to_text().into(),
+            ],
+        );
+        match self.execute(sql).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Database(err))
+                if err.as_database_error().is_some_and(|e| e.is_unique_violation()) =>
+            {
+                Err(StoreError::Duplicate { kind: "DHCP lease", field: "ip", value: ip })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Removes `mac`'s lease; whether there was one.
+    pub async fn dhcp_lease_delete(&self, mac: [u8; 6]) -> Result<bool> {
+        let sql = Sql::new("DELETE FROM dhcp_leases WHERE mac = $1", vec![mac_text(&mac).into()]);
+        Ok(self.execute(sql).await? > 0)
+    }
+
+    /// Removes the lease of `ip`, whoever holds it; whether there was one.
+    pub async fn dhcp_lease_delete_ip(&self, ip: Ipv4Addr) -> Result<bool> {
+        let sql = Sql::new("DELETE FROM dhcp_leases WHERE ip = $1", vec![ip.to_string().into()]);
+        Ok(self.execute(sql).await? > 0)
+    }
+
+    /// Every lease, expired ones included, by MAC.
+    pub async fn dhcp_lease_list(&self) -> Result<Vec<DhcpLease>> {
+        let sql = Sql::new(
+            "SELECT mac, ip, expires, state, hostname, relay FROM dhcp_leases ORDER BY mac",
+            vec![],
+        );
+        let rows: Vec<DhcpLeaseRow> = self.fetch_all(sql).await?;
+        rows.into_iter().map(DhcpLeaseRow::into_lease).collect()
+    }
+
+    /// Keeps `ip` out of use until `until` (replacing an earlier decline).
+    pub async fn dhcp_decline_upsert(&self, ip: Ipv4Addr, until: u64) -> Result<()> {
+        let sql = Sql::new(
+            "INSERT INTO dhcp_declines (ip, until) VALUES ($1, $2) \
+             ON CONFLICT (ip) DO UPDATE SET until = excluded.until",
+            vec![ip.to_string().into(), to_unix(until).into()],
+        );
+        self.execute(sql).await.map(|_| ())
+    }
+
+    /// Every decline, expired ones included, by address text.
+    pub async fn dhcp_decline_list(&self) -> Result<Vec<DhcpDecline>> {
+        let sql = Sql::new("SELECT ip, until FROM dhcp_declines ORDER BY ip", vec![]);
+        let rows: Vec<(String, i64)> = self.fetch_all(sql).await?;
+        rows.into_iter()
+            .map(|(ip, until)| {
+                let parsed = ip.parse().map_err(|_| StoreError::Corrupt {
+                    what: "DHCP decline",
+                    detail: format!("address {ip:?}"),
+                })?;
+                Ok(DhcpDecline { ip: parsed, until: from_unix(until) })
+            })
+            .collect()
+    }
+
+    /// Deletes the leases and declines that expired at or before `before`
+    /// (Unix seconds); how many rows went.
+    pub async fn dhcp_leases_expire(&self, before: u64) -> Result<u64> {
+        let before = to_unix(before);
+        let leases = self
+            .execute(Sql::new("DELETE FROM dhcp_leases WHERE expires <= $1", vec![before.into()]))
+            .await?;
+        let declines = self
+            .execute(Sql::new("DELETE FROM dhcp_declines WHERE until <= $1", vec![before.into()]))
+            .await?;
+        Ok(leases + declines)
     }
 }
 

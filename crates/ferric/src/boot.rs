@@ -2,6 +2,8 @@
 //! binaries) and HTTP boot (per-node iPXE scripts and boot files), bound to
 //! the provisioning network only when configured. Node lookups read the
 //! store directly, so a node's boot script changes the moment its state does.
+//! DHCP answers from memory and saves its leases to the store behind the
+//! packet path (`leases.rs`), so a restart keeps them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -197,13 +199,14 @@ pub async fn start(
     if let Some(config) = options.dhcp.clone() {
         let snapshot = Arc::new(PortSnapshot { ports: std::sync::RwLock::default() });
         refresh_ports(&store, &snapshot).await;
-        let server = ferric_dhcp::DhcpServer::bind(
-            config,
-            snapshot.clone(),
-            Arc::new(ferric_dhcp::MemoryLeases::new()),
-        )
-        .await
-        .context("starting DHCP")?;
+        // The writer ends once the server (holding the leases) has stopped
+        // and every queued change is saved.
+        let (leases, lease_writer) = crate::leases::PersistentLeases::load(store.clone())
+            .await
+            .context("loading DHCP leases")?;
+        let server = ferric_dhcp::DhcpServer::bind(config, snapshot.clone(), leases)
+            .await
+            .context("starting DHCP")?;
         let refresher_store = store.clone();
         let refresher_stop = stopped(stop.clone());
         tasks.push(tokio::spawn(async move {
@@ -222,6 +225,7 @@ pub async fn start(
                 tracing::error!(%error, "DHCP server stopped");
             }
         }));
+        tasks.push(lease_writer);
     }
     if let Some(address) = options.http {
         let listener = tokio::net::TcpListener::bind(address)

@@ -5,6 +5,7 @@
 mod boot;
 mod config;
 mod image_cmd;
+mod leases;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

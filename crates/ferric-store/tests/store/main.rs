@@ -32,6 +32,7 @@ macro_rules! backend_tests {
 }
 
 mod conductors;
+mod dhcp;
 mod history;
 mod inventory;
 mod misc;
