@@ -120,3 +120,97 @@ async fn run(
         Json(started).into_response()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::client::NodeInfo;
+    use crate::commands::MachineConfig;
+
+    fn agent() -> Arc<Agent> {
+        let agent = Agent::new(MachineConfig::default());
+        agent.set_node(Some(NodeInfo {
+            uuid: "7d48845f-448a-4728-a956-d1a0a667826b".into(),
+            properties: Value::Null,
+            token: Some("the-token".into()),
+            heartbeat_timeout: Duration::from_secs(300),
+        }));
+        agent
+    }
+
+    async fn call(agent: Arc<Agent>, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = router(agent).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn commands_need_this_agents_token() {
+        let sync = r#"{"name": "standby.sync", "params": {}}"#;
+        for uri in
+            ["/v1/commands/", "/v1/commands/?agent_token=wrong", "/v1/commands/?agent_token="]
+        {
+            let (status, body) = call(agent(), "POST", uri, sync).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {body}");
+            let (status, _) = call(agent(), "GET", uri, "").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        let (status, body) =
+            call(agent(), "POST", "/v1/commands/?agent_token=the-token", sync).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["command_status"], "SUCCEEDED");
+        // No token issued (another agent took it): nothing is accepted.
+        let tokenless = Agent::new(MachineConfig::default());
+        let (status, _) = call(tokenless, "POST", "/v1/commands/?agent_token=", sync).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn bad_commands_get_clear_errors() {
+        let token = "/v1/commands/?agent_token=the-token";
+        let (status, body) = call(agent(), "POST", token, "not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = call(agent(), "POST", token, r#"{"name": "standby.sync"}"#).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) =
+            call(agent(), "POST", token, r#"{"name": "standby.format_the_moon", "params": {}}"#)
+                .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["faultstring"].as_str().unwrap().contains("unknown command"), "{body}");
+        let (status, body) = call(
+            agent(),
+            "POST",
+            token,
+            r#"{"name": "standby.write_image", "params": {"image_info": {"urls": []}}}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["faultstring"].as_str().unwrap().contains("urls"), "{body}");
+        let (status, body) = call(
+            agent(),
+            "POST",
+            token,
+            r#"{"name": "standby.write_image", "params": {"image_info":
+                {"urls": ["http://127.0.0.1:9/x"], "os_hash_algo": "md5", "os_hash_value": "00"}}}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, _) =
+            call(agent(), "GET", "/v1/commands/no-such-id?agent_token=the-token", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
