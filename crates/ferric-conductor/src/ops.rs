@@ -303,21 +303,11 @@ async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, End
         let node = resume(inner, node).await?;
         return run_steps(inner, node, &drivers, phase).await;
     }
-    let interface = drivers
-        .interface(step.interface)
-        .ok_or_else(|| Failure::Failed(format!("The node has no {} interface", step.interface)))?;
-    let outcome = interface.continue_step(&mut node, &step).await.map_err(|error| {
-        failed(
-            &format!(
-                "Node {} failed {} step {}.{}",
-                node.uuid,
-                phase_name(phase),
-                step.interface,
-                step.step
-            ),
-            error,
-        )
-    })?;
+    let interface = step_interface(&drivers, &step)?;
+    let outcome = interface
+        .continue_step(&mut node, &step)
+        .await
+        .map_err(|error| step_failed(&node, phase, &step, error))?;
     match outcome {
         StepOutcome::Wait => Ok((node, Ending::StillWaiting)),
         StepOutcome::Done => {
@@ -871,6 +861,30 @@ fn user_steps(
     Ok(steps)
 }
 
+/// The interface that runs `step`.
+fn step_interface(
+    drivers: &DriverSet,
+    step: &Step,
+) -> Result<std::sync::Arc<dyn ferric_driver::Interface>, Failure> {
+    drivers
+        .interface(step.interface)
+        .ok_or_else(|| Failure::Failed(format!("The node has no {} interface", step.interface)))
+}
+
+/// A step's error, saying which node, phase and step.
+fn step_failed(node: &Node, phase: StepPhase, step: &Step, error: DriverError) -> Failure {
+    failed(
+        &format!(
+            "Node {} failed {} step {}.{}",
+            node.uuid,
+            phase_name(phase),
+            step.interface,
+            step.step
+        ),
+        error,
+    )
+}
+
 fn phase_name(phase: StepPhase) -> &'static str {
     match phase {
         StepPhase::Deploy => "deploy",
@@ -943,21 +957,11 @@ async fn run_steps(
                 StepOutcome::Done
             }
             _ => {
-                let interface = drivers.interface(step.interface).ok_or_else(|| {
-                    Failure::Failed(format!("The node has no {} interface", step.interface))
-                })?;
-                interface.execute_step(&mut node, step).await.map_err(|error| {
-                    failed(
-                        &format!(
-                            "Node {} failed {} step {}.{}",
-                            node.uuid,
-                            phase_name(phase),
-                            step.interface,
-                            step.step
-                        ),
-                        error,
-                    )
-                })?
+                let interface = step_interface(drivers, step)?;
+                interface
+                    .execute_step(&mut node, step)
+                    .await
+                    .map_err(|error| step_failed(&node, phase, step, error))?
             }
         };
         if outcome == StepOutcome::Wait {

@@ -35,7 +35,7 @@ pub fn default_client() -> Result<reqwest::Client, ImageError> {
 }
 
 /// An error and its causes on one line (reqwest's own message is terse).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -21,7 +21,7 @@ pub use access::{FileAccess, HttpAccess, MemoryAccess, RandomAccess};
 pub use checksum::{Checksum, ChecksumAlgorithm, Hasher};
 pub use error::ImageError;
 pub use format::{detect, detect_supported, ImageFormat};
-pub use http::default_client;
+pub use http::{default_client, error_chain};
 pub use write::{
     device_size, wipe_partition_tables, write_image, ImageSource, Progress, WriteOptions,
     WriteReport,

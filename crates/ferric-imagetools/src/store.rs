@@ -226,13 +226,14 @@ impl ImageStore {
             .use_rustls_tls()
             .connect_timeout(std::time::Duration::from_secs(30))
             .build()
-            .map_err(|error| download(chain(&error)))?;
-        let response = client
-            .get(url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|error| download(chain(&error.without_url())))?;
+            .map_err(|error| download(ferric_image::error_chain(&error)))?;
+        let response =
+            client
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|error| download(ferric_image::error_chain(&error.without_url())))?;
         let expected = response.content_length();
         let temp = self.temp_file()?;
         let file = temp.reopen().map_err(io_error("opening the import"))?;
@@ -240,7 +241,8 @@ impl ImageStore {
         let mut digests = Digests::new();
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|error| download(chain(&error.without_url())))?;
+            let chunk =
+                chunk.map_err(|error| download(ferric_image::error_chain(&error.without_url())))?;
             digests.update(&chunk);
             file.write_all(&chunk).await.map_err(io_error("writing the import"))?;
         }
@@ -456,21 +458,6 @@ fn redact_url(url: &str) -> String {
         }
         Err(_) => url.to_owned(),
     }
-}
-
-/// An error and its sources, `outer: inner: …` (reqwest hides the cause).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -17,9 +17,8 @@
 mod common;
 
 use std::io::Read;
-use std::path::PathBuf;
 
-use common::{milestones, newest_kernel, sh, Lab};
+use common::{milestones, sh, Lab};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,33 +39,16 @@ fn the_agent_boots_in_qemu_and_cleans_its_disk() {
             return skip_test(&format!("{tool} is not installed"));
         }
     }
-    let Some(kernel) = newest_kernel() else {
-        return skip_test("no kernel in /boot (apt-get install linux-image-amd64)");
+    let (kernel, agent) = match common::kernel_and_agent() {
+        Ok(found) => found,
+        Err(reason) => return skip_test(&reason),
     };
-    let Some(agent) =
-        std::env::var_os("FERRIC_AGENT_BIN").map(PathBuf::from).filter(|p| p.exists())
-    else {
-        return skip_test("FERRIC_AGENT_BIN does not name the static agent (see .ci/run)");
+    let (mut lab, bridge, tag) = match Lab::with_bridge("fqa", SERVER) {
+        Ok(lab) => lab,
+        Err(reason) => return skip_test(&reason),
     };
-    let tag = format!("{:x}", std::process::id());
-    let tag = &tag[tag.len().saturating_sub(6)..];
-    let mut lab = Lab {
-        namespace: format!("fqa{tag}"),
-        dir: std::env::temp_dir().join(format!("ferric-agent-qemu-{tag}")),
-        processes: Vec::new(),
-    };
-    let (bridge, tap) = (format!("brq{tag}"), format!("tq{tag}"));
-    let (ok, text) = sh(&format!(
-        "set -e; ip netns add {ns}; ip -n {ns} link set lo up; \
-         ip -n {ns} link add {bridge} type bridge; ip -n {ns} addr add {SERVER}/24 dev {bridge}; \
-         ip -n {ns} link set {bridge} up; \
-         ip -n {ns} tuntap add dev {tap} mode tap; ip -n {ns} link set {tap} master {bridge}; \
-         ip -n {ns} link set {tap} up",
-        ns = lab.namespace
-    ));
-    if !ok {
-        return skip_test(&format!("cannot create the network namespace: {text}"));
-    }
+    let tap = format!("tq{tag}");
+    lab.add_tap(&tap, &bridge);
     let dir = lab.dir.clone();
     std::fs::create_dir_all(dir.join("data")).unwrap();
     let ferric = env!("CARGO_BIN_EXE_ferric");

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{milestones, newest_kernel, sh, Lab};
+use common::{milestones, sh, Lab};
 
 const SERVER: &str = "198.18.9.1";
 const PASSWORD: &str = "e2e-secret";
@@ -170,29 +170,14 @@ fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
     {
         return skip_test("QEMU's iPXE ROMs are missing (apt-get install ipxe-qemu)");
     }
-    let Some(kernel) = newest_kernel() else { return skip_test("no kernel in /boot") };
-    let Some(agent) =
-        std::env::var_os("FERRIC_AGENT_BIN").map(std::path::PathBuf::from).filter(|p| p.exists())
-    else {
-        return skip_test("FERRIC_AGENT_BIN does not name the static agent (see .ci/run)");
+    let (kernel, agent) = match common::kernel_and_agent() {
+        Ok(found) => found,
+        Err(reason) => return skip_test(&reason),
     };
-    let tag = format!("{:x}", std::process::id());
-    let tag = &tag[tag.len().saturating_sub(6)..];
-    let mut lab = Lab {
-        namespace: format!("fe2e{tag}"),
-        dir: std::env::temp_dir().join(format!("ferric-e2e-{tag}")),
-        processes: Vec::new(),
+    let (mut lab, bridge, tag) = match Lab::with_bridge("fe2e", SERVER) {
+        Ok(lab) => lab,
+        Err(reason) => return skip_test(&reason),
     };
-    let bridge = format!("bre{tag}");
-    let (ok, text) = sh(&format!(
-        "set -e; ip netns add {ns}; ip -n {ns} link set lo up; \
-         ip -n {ns} link add {bridge} type bridge; ip -n {ns} addr add {SERVER}/24 dev {bridge}; \
-         ip -n {ns} link set {bridge} up",
-        ns = lab.namespace
-    ));
-    if !ok {
-        return skip_test(&format!("cannot create the network namespace: {text}"));
-    }
     let dir = lab.dir.clone();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -224,12 +209,7 @@ fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
         let (ok, text) = sh(&format!("qemu-img create -q -f qcow2 {} 8G", disk.display()));
         assert!(ok, "{text}");
         let tap = format!("{}{tag}", machine.tap);
-        let (ok, text) = sh(&format!(
-            "ip -n {ns} tuntap add dev {tap} mode tap && ip -n {ns} link set {tap} master {bridge} \
-             && ip -n {ns} link set {tap} up",
-            ns = lab.namespace
-        ));
-        assert!(ok, "{text}");
+        lab.add_tap(&tap, &bridge);
         let mut args: Vec<String> =
             ["-accel", "tcg", "-m", "1024", "-smp", "1", "-display", "none", "-nic", "none"]
                 .iter()

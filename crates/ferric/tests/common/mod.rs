@@ -74,3 +74,51 @@ pub fn milestones(console: &str) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// The newest kernel in /boot and the static agent (`FERRIC_AGENT_BIN`),
+/// or why a QEMU test cannot run here.
+pub fn kernel_and_agent() -> Result<(PathBuf, PathBuf), String> {
+    let kernel = newest_kernel().ok_or("no kernel in /boot (apt-get install linux-image-amd64)")?;
+    let agent = std::env::var_os("FERRIC_AGENT_BIN")
+        .map(PathBuf::from)
+        .filter(|path| path.exists())
+        .ok_or("FERRIC_AGENT_BIN does not name the static agent (see .ci/run)")?;
+    Ok((kernel, agent))
+}
+
+impl Lab {
+    /// A namespace `<prefix><tag>` holding a bridge `br<prefix><tag>` with
+    /// `server`/24, and a scratch directory; `tag` is unique to this process.
+    /// Returns the lab, the bridge's name and the tag.
+    pub fn with_bridge(prefix: &str, server: &str) -> Result<(Lab, String, String), String> {
+        let tag = format!("{:x}", std::process::id());
+        let tag = tag[tag.len().saturating_sub(6)..].to_owned();
+        let lab = Lab {
+            namespace: format!("{prefix}{tag}"),
+            dir: std::env::temp_dir().join(format!("ferric-{prefix}-{tag}")),
+            processes: Vec::new(),
+        };
+        let bridge = format!("br{prefix}{tag}");
+        let (ok, text) = sh(&format!(
+            "set -e; ip netns add {ns}; ip -n {ns} link set lo up; \
+             ip -n {ns} link add {bridge} type bridge; ip -n {ns} addr add {server}/24 dev {bridge}; \
+             ip -n {ns} link set {bridge} up",
+            ns = lab.namespace
+        ));
+        if !ok {
+            return Err(format!("cannot create the network namespace: {text}"));
+        }
+        std::fs::create_dir_all(&lab.dir).map_err(|error| error.to_string())?;
+        Ok((lab, bridge, tag))
+    }
+
+    /// Adds a tap `name` on `bridge`.
+    pub fn add_tap(&self, name: &str, bridge: &str) {
+        let (ok, text) = sh(&format!(
+            "ip -n {ns} tuntap add dev {name} mode tap && ip -n {ns} link set {name} master {bridge} \
+             && ip -n {ns} link set {name} up",
+            ns = self.namespace
+        ));
+        assert!(ok, "tap {name}: {text}");
+    }
+}
