@@ -386,6 +386,43 @@ async fn inspection_through_the_agent_fills_in_properties() {
     ctx.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_calls_back_times_out_and_the_node_is_powered_off() {
+    let mut config = ferric_test_utils::test_conductor_config();
+    config.deploy_callback_timeout = Duration::from_secs(1);
+    config.sweep_interval = Duration::from_millis(200);
+    let Some(ctx) = TestContext::start_with(Backend::Sqlite, config).await else { return };
+    let node = enrol(&ctx).await;
+    let reply = ctx
+        .patch(
+            &format!("/v1/nodes/{node}"),
+            json!([{"op": "add", "path": "/automated_clean", "value": false},
+                   {"op": "add", "path": "/instance_info/image_source", "value": "http://127.0.0.1:9/x.img"},
+                   {"op": "add", "path": "/instance_info/image_checksum", "value": "cd".repeat(32)}]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    ctx.provision(&node, "manage").await;
+    ctx.provision(&node, "provide").await;
+    let reply =
+        ctx.put(&format!("/v1/nodes/{node}/states/provision"), json!({"target": "active"})).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let body = wait_for(&ctx, &node, "deploy failed").await;
+    assert!(body["last_error"].as_str().unwrap_or_default().contains("Timeout"), "{body}");
+    // The sweep queues a power-off for the silent ramdisk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = ctx.get(&format!("/v1/nodes/{node}")).await.body;
+        if body["power_state"] == "power off" && body["reservation"].is_null() {
+            assert!(body["driver_internal_info"].get("ramdisk_booted").is_none(), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never powered off: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ctx.stop().await;
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

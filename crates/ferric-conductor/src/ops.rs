@@ -117,7 +117,11 @@ async fn power(inner: &Inner, node: Node, target: PowerTarget, timeout: Option<D
             // Powering off or rebooting ends the running agent.
             forget_agent(fresh);
         }
-        fresh.last_error = message.clone();
+        // A user's request cleared the error when it was accepted; a power
+        // off queued by the conductor (a timed-out ramdisk) keeps the reason.
+        if message.is_some() {
+            fresh.last_error = message.clone();
+        }
         fresh.pending_action = None;
         fresh.reservation = None;
         fresh.conductor_affinity = Some(host.clone());

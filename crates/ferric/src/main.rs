@@ -5,6 +5,7 @@
 mod boot;
 mod config;
 mod image_cmd;
+mod lab;
 mod leases;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ enum Command {
     },
     /// Build the deploy ramdisk and disk images; manage the image store.
     Image(image_cmd::ImageArgs),
+    /// A throwaway lab on this machine: QEMU machines, ferric serve and vbmc in a network namespace.
+    Lab(lab::LabArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     #[command(flatten)]
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => run_server(args),
         Command::Vbmc { config } => run_vbmc(&config),
         Command::Image(args) => image_cmd::run(&cli.options, args),
+        Command::Lab(args) => lab::run(args),
         Command::Completion { shell } => {
             print!(
                 "{}",
