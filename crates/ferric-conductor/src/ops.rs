@@ -371,8 +371,9 @@ async fn inspect_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, Endi
 }
 
 /// Moves the node from its wait state back to the working state (saving the
-/// working copy's driver fields in the same write).
-async fn resume(inner: &Inner, node: Node) -> Result<Node, Failure> {
+/// working copy's driver fields in the same write); `None` when its state
+/// does not resume (the API moved it already).
+async fn try_resume(inner: &Inner, node: &Node) -> Result<Option<Node>, Failure> {
     let working = node.clone();
     let resumed = record::update(&inner.store, node.uuid, |fresh| {
         match apply_event(fresh.provision_state, Event::Resume, fresh.target_provision_state) {
@@ -388,7 +389,12 @@ async fn resume(inner: &Inner, node: Node) -> Result<Node, Failure> {
         }
     })
     .await?;
-    resumed.ok_or_else(|| {
+    Ok(resumed)
+}
+
+/// [`try_resume`], failing the operation when the node cannot resume.
+async fn resume(inner: &Inner, node: Node) -> Result<Node, Failure> {
+    try_resume(inner, &node).await?.ok_or_else(|| {
         Failure::Failed(format!("Node {} could not resume its operation", node.uuid))
     })
 }
@@ -763,19 +769,7 @@ async fn resume_steps(inner: &Inner, node: Node) -> Result<(Node, Ending), Failu
     };
     let drivers = load_drivers(&node)?;
     // Continue in the working state, then run the rest.
-    let resumed = record::update(&inner.store, node.uuid, |fresh| {
-        match apply_event(fresh.provision_state, Event::Resume, fresh.target_provision_state) {
-            Ok(transition) => {
-                fresh.provision_state = transition.to;
-                fresh.target_provision_state = transition.target;
-                fresh.provision_updated_at = Some(Timestamp::now());
-                true
-            }
-            Err(_) => false,
-        }
-    })
-    .await?;
-    let mut node = resumed.unwrap_or(node);
+    let mut node = try_resume(inner, &node).await?.unwrap_or(node);
     let next = step_index(&node, phase).map_or(0, |index| index + 1);
     set_step_index(&mut node, phase, next);
     run_steps(inner, node, &drivers, phase).await
