@@ -112,7 +112,7 @@ impl Default for BootConfig {
             http_port: 8080,
             bios_file: "undionly.kpxe".into(),
             uefi_file: "snponly.efi".into(),
-            http_boot_url: "http://{server}:{port}/boot/ipxe.efi".into(),
+            http_boot_url: "http://{server}:{port}/files/ipxe.efi".into(),
             ipxe_script_url: "http://{server}:{port}/boot/{mac}.ipxe".into(),
         }
     }

@@ -123,7 +123,16 @@ impl DhcpServer {
         };
         if let Err(error) = socket.send_to(&reply.packet.encode(), target).await {
             tracing::warn!(%target, %error, "cannot send DHCP reply");
+            return;
         }
+        let file = String::from_utf8_lossy(&reply.packet.file);
+        tracing::info!(
+            kind = ?reply.packet.message_type(),
+            mac = %reply.packet.mac().map(|mac| mac.to_string()).unwrap_or_default(),
+            address = %reply.packet.yiaddr,
+            boot_file = %file.trim_end_matches('\0'),
+            "DHCP reply sent"
+        );
     }
 }
 

@@ -420,7 +420,7 @@ fn boot_file_by_client_type() {
     let f = Fixture::new(Mode::Authoritative);
     let d = || request(DISCOVER, DYN_MAC);
     let script = format!("http://198.18.0.1:8080/boot/{DYN_MAC}.ipxe");
-    let http_efi = "http://198.18.0.1:8080/boot/ipxe.efi".to_owned();
+    let http_efi = "http://198.18.0.1:8080/files/ipxe.efi".to_owned();
     let cases: Vec<(&str, Packet, Boot)> = vec![
         ("bios", pxe(d(), 0), ("undionly.kpxe".into(), SERVER, None)),
         ("uefi 7", pxe(d(), 7), ("snponly.efi".into(), SERVER, None)),

@@ -42,11 +42,14 @@ async fn script(State(state): State<BootState>, Path(name): Path<String>) -> Res
         return (StatusCode::BAD_REQUEST, format!("not a MAC address: {raw}\n")).into_response();
     };
     match state.backend.node_by_mac(&mac).await {
-        Ok(Some(node)) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            render(&node, &mac, &state.settings),
-        )
-            .into_response(),
+        Ok(Some(node)) => {
+            tracing::info!(%mac, node = %node.uuid, state = %node.provision_state, "iPXE script served");
+            (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                render(&node, &mac, &state.settings),
+            )
+                .into_response()
+        }
         Ok(None) => {
             (StatusCode::NOT_FOUND, format!("no node has a port with MAC {mac}\n")).into_response()
         }
@@ -63,5 +66,7 @@ async fn file(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    crate::files::serve(&state.root, &path, &method, &headers).await
+    let response = crate::files::serve(&state.root, &path, &method, &headers).await;
+    tracing::info!(%path, %method, status = response.status().as_u16(), "boot file requested");
+    response
 }

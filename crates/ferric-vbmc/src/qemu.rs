@@ -4,8 +4,11 @@
 //! Power is the process: "on" means QEMU answers on the QMP socket, so a
 //! vbmc restarted while its machines run finds them on. Power on starts
 //! QEMU from the configured command line plus `-qmp` and, when a boot
-//! override is set, `-boot order=…` (restart semantics: the override is
-//! used by the next start, and dropped after it unless persistent).
+//! override is set, `-boot order=…` — and, for machines whose devices carry
+//! `bootindex=` (UEFI firmware reads only that), those indexes rewritten so
+//! the chosen kind of device comes first ([`apply_boot_override`]). Restart
+//! semantics: the override is used by the next start, and dropped after it
+//! unless persistent.
 //! QEMU runs in its own process group with stdout and stderr appended to
 //! the log file, so stopping the vbmc does not stop the machines. Power off
 //! is QMP `quit`, then a kill after [`QemuConfig::stop_timeout`]; soft off
@@ -318,7 +321,7 @@ impl QemuMachine {
         let device = inner.boot.device;
         let mut command = Command::new(&self.config.binary);
         command
-            .args(&self.config.args)
+            .args(apply_boot_override(&self.config.args, device))
             .arg("-name")
             .arg(&self.name)
             .arg("-qmp")
@@ -401,6 +404,78 @@ impl QemuMachine {
     }
 }
 
+/// What a `-device` is for booting, from its driver name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceKind {
+    Nic,
+    Disk,
+    Cdrom,
+    Other,
+}
+
+fn device_kind(driver: &str) -> DeviceKind {
+    const NICS: [&str; 6] = ["e1000", "e1000e", "rtl8139", "vmxnet3", "pcnet", "ne2k_pci"];
+    if driver.contains("-net") || NICS.contains(&driver) {
+        DeviceKind::Nic
+    } else if driver.ends_with("-cd") {
+        DeviceKind::Cdrom
+    } else if driver.contains("-blk") || driver.ends_with("-hd") || driver == "nvme" {
+        DeviceKind::Disk
+    } else {
+        DeviceKind::Other
+    }
+}
+
+/// `args` with the `bootindex=` of every `-device` rewritten so devices of
+/// the override's kind boot first (in their configured order), then the
+/// others (in theirs). UEFI firmware (OVMF) ignores `-boot order` and reads
+/// only these indexes, so this is how a BMC's boot override reaches it.
+/// Arguments are returned unchanged when no override is set, no device has
+/// a `bootindex`, or none is of the wanted kind.
+pub fn apply_boot_override(args: &[String], device: BootDevice) -> Vec<String> {
+    let wanted = match device {
+        BootDevice::Pxe => DeviceKind::Nic,
+        BootDevice::Disk => DeviceKind::Disk,
+        BootDevice::Cdrom => DeviceKind::Cdrom,
+        BootDevice::None | BootDevice::Bios => return args.to_vec(),
+    };
+    // (argument position, kind, configured index) of every bootable -device.
+    let mut bootable: Vec<(usize, DeviceKind, i64)> = Vec::new();
+    for (position, window) in args.windows(2).enumerate() {
+        if window[0] != "-device" {
+            continue;
+        }
+        let mut options = window[1].split(',');
+        let driver = options.next().unwrap_or_default();
+        let driver = driver.strip_prefix("driver=").unwrap_or(driver);
+        let index = options
+            .filter_map(|option| option.strip_prefix("bootindex="))
+            .find_map(|value| value.parse::<i64>().ok());
+        if let Some(index) = index {
+            bootable.push((position + 1, device_kind(driver), index));
+        }
+    }
+    if !bootable.iter().any(|(_, kind, _)| *kind == wanted) {
+        return args.to_vec();
+    }
+    bootable.sort_by_key(|(position, kind, index)| (*kind != wanted, *index, *position));
+    let mut rewritten = args.to_vec();
+    for (rank, (position, _, _)) in bootable.iter().enumerate() {
+        let options: Vec<String> = rewritten[*position]
+            .split(',')
+            .map(|option| {
+                if option.starts_with("bootindex=") {
+                    format!("bootindex={}", rank + 1)
+                } else {
+                    option.to_string()
+                }
+            })
+            .collect();
+        rewritten[*position] = options.join(",");
+    }
+    rewritten
+}
+
 #[async_trait]
 impl Machine for QemuMachine {
     fn name(&self) -> &str {
@@ -460,5 +535,64 @@ impl Machine for QemuMachine {
     async fn set_boot_device(&self, setting: BootSetting) -> Result<()> {
         self.inner.lock().await.boot = setting;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    const UEFI: [&str; 6] = [
+        "-device",
+        "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,bootindex=1",
+        "-drive",
+        "file=d.qcow2,if=none,id=disk0",
+        "-device",
+        "virtio-blk-pci,drive=disk0,bootindex=2",
+    ];
+
+    #[test]
+    fn a_disk_override_puts_the_disk_first() {
+        let out = apply_boot_override(&args(&UEFI), BootDevice::Disk);
+        assert_eq!(out[1], "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,bootindex=2");
+        assert_eq!(out[5], "virtio-blk-pci,drive=disk0,bootindex=1");
+        assert_eq!(out[3], UEFI[3]);
+    }
+
+    #[test]
+    fn a_pxe_override_keeps_the_nic_first() {
+        let out = apply_boot_override(&args(&UEFI), BootDevice::Pxe);
+        assert_eq!(out, args(&UEFI));
+    }
+
+    #[test]
+    fn no_override_or_no_bootindex_leaves_args_alone() {
+        assert_eq!(apply_boot_override(&args(&UEFI), BootDevice::None), args(&UEFI));
+        assert_eq!(apply_boot_override(&args(&UEFI), BootDevice::Cdrom), args(&UEFI));
+        let bios = ["-device", "virtio-net-pci,netdev=n0", "-drive", "file=d,if=virtio"];
+        assert_eq!(apply_boot_override(&args(&bios), BootDevice::Disk), args(&bios));
+    }
+
+    #[test]
+    fn several_devices_keep_their_relative_order() {
+        let many = [
+            "-device",
+            "e1000,netdev=a,bootindex=3",
+            "-device",
+            "driver=scsi-hd,drive=x,bootindex=5",
+            "-device",
+            "virtio-net-pci,netdev=b,bootindex=1",
+            "-device",
+            "nvme,drive=y,bootindex=4",
+        ];
+        let out = apply_boot_override(&args(&many), BootDevice::Disk);
+        assert_eq!(out[1], "e1000,netdev=a,bootindex=4");
+        assert_eq!(out[3], "driver=scsi-hd,drive=x,bootindex=2");
+        assert_eq!(out[5], "virtio-net-pci,netdev=b,bootindex=3");
+        assert_eq!(out[7], "nvme,drive=y,bootindex=1");
     }
 }

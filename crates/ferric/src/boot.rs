@@ -273,5 +273,10 @@ async fn stored_image(
         return (axum::http::StatusCode::NOT_FOUND, "images are addressed by their sha256\n")
             .into_response();
     }
-    ferric_httpboot::files::serve(&blobs, &sha256.to_ascii_lowercase(), &method, &headers).await
+    let response =
+        ferric_httpboot::files::serve(&blobs, &sha256.to_ascii_lowercase(), &method, &headers)
+            .await;
+    let range = headers.get(axum::http::header::RANGE).and_then(|v| v.to_str().ok());
+    tracing::info!(%sha256, %method, range, status = response.status().as_u16(), "image requested");
+    response
 }

@@ -1,7 +1,8 @@
 //! `ferric lab up|down|status`: a throwaway lab on this machine — QEMU
-//! machines (TCG) behind `ferric vbmc` and a `ferric serve` with DHCP and
-//! HTTP boot, all inside the network namespace `ferric-lab` (bridge
-//! `br-lab`, 198.18.0.1/24; host interfaces are never touched). A detached
+//! machines (TCG; BIOS or UEFI) behind `ferric vbmc` (IPMI or Redfish) and a
+//! `ferric serve` with DHCP and HTTP boot, all inside a network namespace
+//! (`ferric-lab` unless `--namespace`; bridge `br-lab`, 198.18.0.1/24; host
+//! interfaces are never touched). A detached
 //! supervisor (`ferric lab run`, hidden) keeps `serve` and `vbmc` running
 //! and forwards 127.0.0.1:PORT on the host to the API inside the namespace.
 //! Built images stay in the lab directory and are reused by the next `up`.
@@ -18,13 +19,14 @@ use anyhow::{bail, ensure, Context};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-const NAMESPACE: &str = "ferric-lab";
+const DEFAULT_NAMESPACE: &str = "ferric-lab";
 const BRIDGE: &str = "br-lab";
 const SERVER: &str = "198.18.0.1";
 const SUBNET: &str = "198.18.0.0/24";
 const API_PORT_INSIDE: u16 = 6385;
 const BMC_PASSWORD: &str = "lab-secret";
 const FIRST_IPMI_PORT: u16 = 6230;
+const FIRST_REDFISH_PORT: u16 = 8200;
 const DEFAULT_DIR: &str = "/var/tmp/ferric-lab";
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -54,8 +56,22 @@ struct UpArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
     nodes: u16,
     /// Boot the machines with UEFI (OVMF) instead of BIOS.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mixed")]
     uefi: bool,
+    /// How ferric reaches the machines' BMCs.
+    #[arg(long, value_enum, default_value_t = Bmc::Ipmi, conflicts_with = "mixed")]
+    bmc: Bmc,
+    /// Alternate the machines: even ones BIOS behind IPMI, odd ones UEFI
+    /// behind Redfish.
+    #[arg(long)]
+    mixed: bool,
+    /// The network namespace holding the lab (one lab per namespace).
+    #[arg(long, default_value = DEFAULT_NAMESPACE, value_parser = parse_namespace)]
+    namespace: String,
+    /// How long ferric waits for the deploy ramdisk to call back (deploy and
+    /// cleaning) before failing the operation.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(30..=86_400))]
+    callback_timeout: u32,
     /// Host port (127.0.0.1) forwarded to the API inside the lab.
     #[arg(long, default_value_t = 6385)]
     api_port: u16,
@@ -70,6 +86,24 @@ struct UpArgs {
     wait: bool,
 }
 
+/// A BMC protocol the lab's virtual BMCs speak to ferric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Bmc {
+    Ipmi,
+    Redfish,
+}
+
+/// Namespace names become paths under /run/netns and interface-free
+/// arguments to `ip`: keep them short and plain.
+fn parse_namespace(name: &str) -> Result<String, String> {
+    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if name.is_empty() || name.len() > 32 || !plain || name.starts_with('-') {
+        return Err("a namespace name is 1–32 letters, digits, '-' or '_'".into());
+    }
+    Ok(name.to_owned())
+}
+
 #[derive(Args)]
 struct DirArgs {
     /// The lab directory.
@@ -82,23 +116,59 @@ struct DirArgs {
 struct LabState {
     nodes: u16,
     uefi: bool,
+    #[serde(default = "default_bmc")]
+    bmc: Bmc,
+    #[serde(default)]
+    mixed: bool,
+    #[serde(default = "default_namespace")]
+    namespace: String,
     api_port: u16,
+}
+
+fn default_bmc() -> Bmc {
+    Bmc::Ipmi
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_owned()
 }
 
 struct Machine {
     name: String,
     mac: String,
     tap: String,
+    uefi: bool,
+    bmc: Bmc,
     ipmi_port: u16,
+    redfish_port: u16,
 }
 
-fn machines(count: u16) -> Vec<Machine> {
-    (0..count)
-        .map(|i| Machine {
-            name: format!("lab-{i}"),
-            mac: format!("52:54:00:0f:00:{i:02x}"),
-            tap: format!("lab-tap{i}"),
-            ipmi_port: FIRST_IPMI_PORT + i,
+impl Machine {
+    fn bmc_address(&self) -> String {
+        match self.bmc {
+            Bmc::Ipmi => format!("ipmi 127.0.0.1:{}", self.ipmi_port),
+            Bmc::Redfish => format!("redfish http://127.0.0.1:{}", self.redfish_port),
+        }
+    }
+}
+
+fn machines(state: &LabState) -> Vec<Machine> {
+    (0..state.nodes)
+        .map(|i| {
+            let odd = i % 2 == 1;
+            Machine {
+                name: format!("lab-{i}"),
+                mac: format!("52:54:00:0f:00:{i:02x}"),
+                tap: format!("lab-tap{i}"),
+                uefi: if state.mixed { odd } else { state.uefi },
+                bmc: match (state.mixed, odd) {
+                    (true, true) => Bmc::Redfish,
+                    (true, false) => Bmc::Ipmi,
+                    (false, _) => state.bmc,
+                },
+                ipmi_port: FIRST_IPMI_PORT + i,
+                redfish_port: FIRST_REDFISH_PORT + i,
+            }
         })
         .collect()
 }
@@ -112,8 +182,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     }
 }
 
-fn netns_path() -> PathBuf {
-    Path::new("/run/netns").join(NAMESPACE)
+fn netns_path(namespace: &str) -> PathBuf {
+    Path::new("/run/netns").join(namespace)
 }
 
 fn on_path(tool: &str) -> bool {
@@ -204,11 +274,13 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         rustix::process::getuid().is_root(),
         "ferric lab up must run as root (it creates a network namespace, taps and QEMU machines)"
     );
+    let namespace = args.namespace.as_str();
     ensure!(
-        !netns_path().exists(),
-        "the namespace {NAMESPACE} already exists: run ferric lab down first"
+        !netns_path(namespace).exists(),
+        "the namespace {namespace} already exists: run ferric lab down first (or pick another \
+         --namespace)"
     );
-    check_tools(args.uefi)?;
+    check_tools(args.uefi || args.mixed)?;
     let exe = std::env::current_exe().context("locating the ferric binary")?;
     let agent = find_agent(args.agent.clone(), &exe)?;
     let kernel = ferric_imagetools::ramdisk::default_kernel()
@@ -226,14 +298,21 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     build_images(&exe, &kernel, &agent, &dir)?;
     eprintln!("images ready in {:.1} s", started.elapsed().as_secs_f64());
 
-    let state = LabState { nodes: args.nodes, uefi: args.uefi, api_port: args.api_port };
-    if let Err(error) = prepare_lab(&dir, &state) {
-        teardown_namespace();
+    let state = LabState {
+        nodes: args.nodes,
+        uefi: args.uefi,
+        bmc: args.bmc,
+        mixed: args.mixed,
+        namespace: args.namespace.clone(),
+        api_port: args.api_port,
+    };
+    if let Err(error) = prepare_lab(&dir, &state, args.callback_timeout) {
+        teardown_namespace(namespace);
         return Err(error);
     }
     let url = format!("http://127.0.0.1:{}", args.api_port);
     if let Err(error) = start_supervisor(&exe, &dir, &url) {
-        let _ = stop(&dir);
+        let _ = stop(&dir, namespace);
         return Err(error);
     }
     eprintln!("ferric serve and vbmc running; API on {url}");
@@ -362,19 +441,20 @@ while :; do $B sleep 3600; done
 "#;
 
 /// The namespace, bridge and taps; disks and the vbmc and ferric configs.
-fn prepare_lab(dir: &Path, state: &LabState) -> anyhow::Result<()> {
-    ip(&["netns", "add", NAMESPACE])?;
-    ip(&["-n", NAMESPACE, "link", "set", "lo", "up"])?;
-    ip(&["-n", NAMESPACE, "link", "add", BRIDGE, "type", "bridge"])?;
-    ip(&["-n", NAMESPACE, "addr", "add", &format!("{SERVER}/24"), "dev", BRIDGE])?;
-    ip(&["-n", NAMESPACE, "link", "set", BRIDGE, "up"])?;
+fn prepare_lab(dir: &Path, state: &LabState, callback_timeout: u32) -> anyhow::Result<()> {
+    let ns = state.namespace.as_str();
+    ip(&["netns", "add", ns])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    ip(&["-n", ns, "link", "add", BRIDGE, "type", "bridge"])?;
+    ip(&["-n", ns, "addr", "add", &format!("{SERVER}/24"), "dev", BRIDGE])?;
+    ip(&["-n", ns, "link", "set", BRIDGE, "up"])?;
 
     let mut vbmc = String::new();
-    for machine in machines(state.nodes) {
+    for machine in machines(state) {
         let tap = machine.tap.as_str();
-        ip(&["-n", NAMESPACE, "tuntap", "add", "dev", tap, "mode", "tap"])?;
-        ip(&["-n", NAMESPACE, "link", "set", tap, "master", BRIDGE])?;
-        ip(&["-n", NAMESPACE, "link", "set", tap, "up"])?;
+        ip(&["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+        ip(&["-n", ns, "link", "set", tap, "master", BRIDGE])?;
+        ip(&["-n", ns, "link", "set", tap, "up"])?;
         let disk = dir.join(format!("{}.qcow2", machine.name));
         run_command(
             Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&disk).arg("8G"),
@@ -394,9 +474,10 @@ fn prepare_lab(dir: &Path, state: &LabState) -> anyhow::Result<()> {
             "-netdev".into(),
             format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
         ]);
-        if state.uefi {
-            // OVMF ignores `-boot order`: the NIC first, then the disk
-            // (ferric's script for a deployed node exits to the next entry).
+        if machine.uefi {
+            // OVMF ignores `-boot order` and reads `bootindex`: the NIC
+            // first, then the disk (netboot-first, as many real machines are
+            // set up). The vbmc reorders the indexes for a boot override.
             let vars = dir.join(format!("{}.vars", machine.name));
             std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
             args.extend([
@@ -421,12 +502,13 @@ fn prepare_lab(dir: &Path, state: &LabState) -> anyhow::Result<()> {
         }
         let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
         vbmc.push_str(&format!(
-            "[[machines]]\nname = \"{name}\"\nipmi_port = {ipmi}\n\
+            "[[machines]]\nname = \"{name}\"\nipmi_port = {ipmi}\nredfish_port = {redfish}\n\
              username = \"admin\"\npassword = \"{BMC_PASSWORD}\"\n\
              [machines.qemu]\nargs = [{args}]\n\
              qmp_socket = \"{qmp}\"\nlog = \"{log}\"\n\n",
             name = machine.name,
             ipmi = machine.ipmi_port,
+            redfish = machine.redfish_port,
             args = args.join(", "),
             qmp = dir.join(format!("{}.qmp", machine.name)).display(),
             log = dir.join(format!("{}.qemu.log", machine.name)).display(),
@@ -437,7 +519,8 @@ fn prepare_lab(dir: &Path, state: &LabState) -> anyhow::Result<()> {
         dir.join("ferric.toml"),
         format!(
             "[api]\nlisten = \"{SERVER}:{API_PORT_INSIDE}\"\n\
-             [conductor]\ndeploy_callback_timeout_seconds = 300\n\
+             [conductor]\ndeploy_callback_timeout_seconds = {callback_timeout}\n\
+             clean_callback_timeout_seconds = {callback_timeout}\n\
              [boot]\ninterface = \"{BRIDGE}\"\nhttp_listen = \"{SERVER}:8080\"\n\
              api_url = \"http://{SERVER}:{API_PORT_INSIDE}\"\nkernel_append = \"console=ttyS0\"\n\
              [boot.dhcp]\nserver_ip = \"{SERVER}\"\nsubnet = \"{SUBNET}\"\n\
@@ -502,30 +585,37 @@ fn start_supervisor(exe: &Path, dir: &Path, url: &str) -> anyhow::Result<()> {
 
 fn enroll(exe: &Path, url: &str, state: &LabState, wait: bool) -> anyhow::Result<()> {
     let cli = |args: &[&str]| run_command(Command::new(exe).args(["--url", url]).args(args));
-    let all = machines(state.nodes);
+    let all = machines(state);
     for machine in &all {
-        let ipmi_port = format!("ipmi_port={}", machine.ipmi_port);
-        let password = format!("ipmi_password={BMC_PASSWORD}");
-        cli(&[
-            "node",
-            "create",
-            "--name",
-            &machine.name,
-            "--driver",
-            "ipmi",
-            "--driver-info",
-            "ipmi_address=127.0.0.1",
-            "--driver-info",
-            &ipmi_port,
-            "--driver-info",
-            "ipmi_username=admin",
-            "--driver-info",
-            &password,
+        let bmc = match machine.bmc {
+            Bmc::Ipmi => vec![
+                ("--driver", "ipmi".to_owned()),
+                ("--driver-info", "ipmi_address=127.0.0.1".to_owned()),
+                ("--driver-info", format!("ipmi_port={}", machine.ipmi_port)),
+                ("--driver-info", "ipmi_username=admin".to_owned()),
+                ("--driver-info", format!("ipmi_password={BMC_PASSWORD}")),
+            ],
+            Bmc::Redfish => vec![
+                ("--driver", "redfish".to_owned()),
+                (
+                    "--driver-info",
+                    format!("redfish_address=http://127.0.0.1:{}", machine.redfish_port),
+                ),
+                ("--driver-info", "redfish_username=admin".to_owned()),
+                ("--driver-info", format!("redfish_password={BMC_PASSWORD}")),
+            ],
+        };
+        let mut args = vec!["node", "create", "--name", &machine.name];
+        for (flag, value) in &bmc {
+            args.extend([*flag, value.as_str()]);
+        }
+        args.extend([
             "--driver-info",
             "deploy_kernel=agent/ferric-deploy.kernel",
             "--driver-info",
             "deploy_ramdisk=agent/ferric-deploy.initramfs",
-        ])?;
+        ]);
+        cli(&args)?;
         cli(&["port", "create", &machine.mac, "--node", &machine.name])?;
         cli(&["node", "manage", &machine.name, "--wait", "120"])?;
     }
@@ -557,10 +647,15 @@ fn enroll(exe: &Path, url: &str, state: &LabState, wait: bool) -> anyhow::Result
 fn status_table(exe: &Path, dir: &Path, state: &LabState) -> String {
     let url = format!("http://127.0.0.1:{}", state.api_port);
     let mut table = format!(
-        "{:<8} {:<19} {:<28} {:<16} {}\n",
-        "NODE", "MAC", "BMC (ipmi, in ferric-lab)", "STATE", "CONSOLE"
+        "{:<8} {:<5} {:<19} {:<30} {:<16} {}\n",
+        "NODE",
+        "BOOT",
+        "MAC",
+        format!("BMC (in {})", state.namespace),
+        "STATE",
+        "CONSOLE"
     );
-    for machine in machines(state.nodes) {
+    for machine in machines(state) {
         let provision = run_command(Command::new(exe).args([
             "--url",
             &url,
@@ -575,10 +670,11 @@ fn status_table(exe: &Path, dir: &Path, state: &LabState) -> String {
         .map(|text| text.trim().to_owned())
         .unwrap_or_else(|_| "?".to_owned());
         table.push_str(&format!(
-            "{:<8} {:<19} {:<28} {:<16} {}\n",
+            "{:<8} {:<5} {:<19} {:<30} {:<16} {}\n",
             machine.name,
+            if machine.uefi { "uefi" } else { "bios" },
             machine.mac,
-            format!("127.0.0.1:{}", machine.ipmi_port),
+            machine.bmc_address(),
             provision,
             dir.join(format!("{}.console", machine.name)).display()
         ));
@@ -598,14 +694,15 @@ fn status(dir: &Path) -> anyhow::Result<()> {
         ),
         None => println!("supervisor: not running (ferric lab up starts the lab)"),
     }
-    println!("namespace {NAMESPACE}: {}", if netns_path().exists() { "present" } else { "absent" });
+    let present = netns_path(&state.namespace).exists();
+    println!("namespace {}: {}", state.namespace, if present { "present" } else { "absent" });
     print!("{}", status_table(&exe, dir, &state));
     Ok(())
 }
 
 /// Stops the supervisor, then whatever is left in the namespace, and
 /// deletes the namespace.
-fn stop(dir: &Path) -> anyhow::Result<()> {
+fn stop(dir: &Path, namespace: &str) -> anyhow::Result<()> {
     if let Some(pid) = supervisor_pid(dir) {
         rustix::process::kill_process(pid, rustix::process::Signal::TERM)
             .context("signalling the lab supervisor")?;
@@ -618,16 +715,16 @@ fn stop(dir: &Path) -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_file(pid_file(dir));
-    teardown_namespace();
-    ensure!(!netns_path().exists(), "could not delete the namespace {NAMESPACE}");
+    teardown_namespace(namespace);
+    ensure!(!netns_path(namespace).exists(), "could not delete the namespace {namespace}");
     Ok(())
 }
 
-fn teardown_namespace() {
-    if !netns_path().exists() {
+fn teardown_namespace(namespace: &str) {
+    if !netns_path(namespace).exists() {
         return;
     }
-    if let Ok(pids) = ip(&["netns", "pids", NAMESPACE]) {
+    if let Ok(pids) = ip(&["netns", "pids", namespace]) {
         for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
@@ -635,14 +732,16 @@ fn teardown_namespace() {
         }
     }
     std::thread::sleep(Duration::from_millis(200));
-    let _ = ip(&["netns", "del", NAMESPACE]);
+    let _ = ip(&["netns", "del", namespace]);
 }
 
 fn down(dir: &Path) -> anyhow::Result<()> {
     ensure!(rustix::process::getuid().is_root(), "ferric lab down must run as root");
-    stop(dir)?;
+    let namespace =
+        load_state(dir).map(|state| state.namespace).unwrap_or_else(|_| default_namespace());
+    stop(dir, &namespace)?;
     println!(
-        "lab stopped, namespace {NAMESPACE} deleted; images kept in {} (the next `ferric lab up` \
+        "lab stopped, namespace {namespace} deleted; images kept in {} (the next `ferric lab up` \
          reuses them; delete the directory to rebuild)",
         dir.display()
     );
@@ -655,14 +754,15 @@ type Connect = tokio::sync::oneshot::Sender<std::io::Result<std::net::TcpStream>
 
 /// A thread inside the lab's namespace that opens TCP connections to the
 /// API there for the forwarder (sockets keep the namespace they were made in).
-fn spawn_connector() -> anyhow::Result<std::sync::mpsc::Sender<Connect>> {
+fn spawn_connector(namespace: &str) -> anyhow::Result<std::sync::mpsc::Sender<Connect>> {
+    let path = netns_path(namespace);
     let (requests, incoming) = std::sync::mpsc::channel::<Connect>();
     let (ready, entered) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("netns-connector".into())
         .spawn(move || {
             let enter = || -> std::io::Result<()> {
-                let namespace = File::open(netns_path())?;
+                let namespace = File::open(&path)?;
                 rustix::thread::move_into_link_name_space(
                     namespace.as_fd(),
                     Some(rustix::thread::LinkNameSpaceType::Network),
@@ -685,7 +785,7 @@ fn spawn_connector() -> anyhow::Result<std::sync::mpsc::Sender<Connect>> {
     entered
         .recv()
         .context("the namespace connector thread died")?
-        .with_context(|| format!("entering the namespace {NAMESPACE}"))?;
+        .with_context(|| format!("entering the namespace {namespace}"))?;
     Ok(requests)
 }
 
@@ -697,7 +797,7 @@ async fn forward(mut inbound: tokio::net::TcpStream, connector: std::sync::mpsc:
     let stream = match answer.await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
-            eprintln!("forwarder: cannot reach the API in {NAMESPACE}: {error}");
+            eprintln!("forwarder: cannot reach the API in the lab's namespace: {error}");
             return;
         }
         Err(_) => return,
@@ -712,10 +812,15 @@ async fn forward(mut inbound: tokio::net::TcpStream, connector: std::sync::mpsc:
     }
 }
 
-fn spawn_in_namespace(exe: &Path, args: &[&std::ffi::OsStr], log: &Path) -> anyhow::Result<Child> {
+fn spawn_in_namespace(
+    namespace: &str,
+    exe: &Path,
+    args: &[&std::ffi::OsStr],
+    log: &Path,
+) -> anyhow::Result<Child> {
     let log = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     Command::new("ip")
-        .args(["netns", "exec", NAMESPACE])
+        .args(["netns", "exec", namespace])
         .arg(exe)
         .args(args)
         .env("RUST_LOG", "info")
@@ -723,7 +828,7 @@ fn spawn_in_namespace(exe: &Path, args: &[&std::ffi::OsStr], log: &Path) -> anyh
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting ferric {:?} in {NAMESPACE}", args.first()))
+        .with_context(|| format!("starting ferric {:?} in {namespace}", args.first()))
 }
 
 fn supervise(dir: &Path) -> anyhow::Result<()> {
@@ -736,10 +841,11 @@ fn supervise(dir: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding the API forwarder to {listen}"))?;
-        let connector = spawn_connector()?;
+        let connector = spawn_connector(&state.namespace)?;
         let config = dir.join("ferric.toml");
         let data = dir.join("data");
         children.push(spawn_in_namespace(
+            &state.namespace,
             &exe,
             &[
                 "serve".as_ref(),
@@ -752,13 +858,15 @@ fn supervise(dir: &Path) -> anyhow::Result<()> {
         )?);
         let vbmc = dir.join("vbmc.toml");
         children.push(spawn_in_namespace(
+            &state.namespace,
             &exe,
             &["vbmc".as_ref(), "--config".as_ref(), vbmc.as_os_str()],
             &dir.join("vbmc.log"),
         )?);
         eprintln!(
             "lab supervisor: serve and vbmc started; forwarding {listen} to \
-             {SERVER}:{API_PORT_INSIDE} in {NAMESPACE}"
+             {SERVER}:{API_PORT_INSIDE} in {}",
+            state.namespace
         );
         let shutdown = crate::shutdown_signal();
         tokio::pin!(shutdown);

@@ -74,6 +74,7 @@ fn dhcp_http_and_tftp_from_ferric_serve() {
     let data = std::env::temp_dir().join(format!("ferric-boot-test-{tag}"));
     std::fs::create_dir_all(data.join("boot")).unwrap();
     std::fs::write(data.join("boot/undionly.kpxe"), b"not really ipxe\n").unwrap();
+    std::fs::write(data.join("boot/ipxe.efi"), b"not really ipxe.efi\n").unwrap();
     std::fs::write(
         data.join("ferric.toml"),
         format!(
@@ -135,6 +136,35 @@ fn dhcp_http_and_tftp_from_ferric_serve() {
     let lease_text = std::fs::read_to_string(&lease).unwrap();
     assert!(lease_text.contains("filename \"undionly.kpxe\""), "{lease_text}");
 
+    // dhclient posing as a UEFI HTTP boot client (vendor class HTTPClient,
+    // architecture 16): the boot file is a URL that must serve iPXE.
+    std::fs::write(
+        &conf,
+        "option pxe-arch code 93 = unsigned integer 16;\n\
+         send vendor-class-identifier \"HTTPClient:Arch:00016:UNDI:003001\";\n\
+         send pxe-arch 16;\n",
+    )
+    .unwrap();
+    let http_lease = data.join("client-http.lease");
+    let (ok, text) = sh(&format!(
+        "ip netns exec {c} timeout 20 dhclient -1 -v -cf {conf} -sf /bin/true -lf {lease} -pf {pid} {ci}",
+        c = namespaces.client,
+        conf = conf.display(),
+        lease = http_lease.display(),
+        pid = data.join("dhclient.pid").display(),
+        ci = client_if
+    ));
+    let _ = sh(&format!("kill $(cat {}) 2>/dev/null", data.join("dhclient.pid").display()));
+    assert!(ok && text.contains("DHCPACK of 198.18.7.100"), "{text}");
+    let lease_text = std::fs::read_to_string(&http_lease).unwrap();
+    let url = lease_text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("filename \""))
+        .and_then(|rest| rest.strip_suffix("\";"))
+        .unwrap_or_else(|| panic!("no boot file for the HTTP boot client: {lease_text}"))
+        .to_owned();
+    assert!(url.starts_with("http://198.18.7.1:8080/"), "{lease_text}");
+
     // Configure the leased address, then fetch what firmware would.
     let (ok, text) =
         sh(&format!("ip -n {} addr add 198.18.7.100/24 dev {client_if}", namespaces.client));
@@ -155,6 +185,8 @@ fn dhcp_http_and_tftp_from_ferric_serve() {
     ));
     assert!(ok, "{text}");
     assert_eq!(std::fs::read(&fetched).unwrap(), b"not really ipxe\n");
+    let (ok, text) = sh(&format!("ip netns exec {} curl -s -f {url}", namespaces.client));
+    assert!(ok && text == "not really ipxe.efi\n", "HTTP boot file {url}: {text}");
 
     // A lifetime-0 router advertisement (no prefix) reaches the client, so
     // iPXE need not wait for IPv6.

@@ -1,83 +1,54 @@
-//! End to end: a QEMU machine (TCG, SeaBIOS + its iPXE ROM) behind `ferric
-//! vbmc` (IPMI) is enrolled, cleaned and deployed by `ferric serve` alone —
-//! DHCP, iPXE script and ramdisk over HTTP, the agent writing a stored
-//! image built by `ferric image build-disk` with a config drive — then
-//! boots that image from its own disk, which prints `INSTANCE-UP` and the
-//! config drive's user data on its serial console. Everything runs in a
-//! network namespace the test creates (198.18.9.0/24 only) and is removed
-//! afterwards. Prints a per-phase timing table.
+//! End to end, the way a user meets ferric: `ferric lab up --mixed` builds
+//! the deploy ramdisk and the demo image (`ferric image build-disk`), makes
+//! a network namespace with two QEMU machines (TCG) — lab-0 BIOS (SeaBIOS +
+//! iPXE ROM) behind IPMI, lab-1 UEFI (OVMF) behind Redfish, both `ferric
+//! vbmc` — starts `ferric serve` there with DHCP and HTTP boot, enrols the
+//! nodes, `manage`s them and cleans them through the agent (`--wait`).
+//! Then, through the API forwarded to 127.0.0.1, both are deployed at once
+//! with a config drive; each boots its image from its own disk (a marker
+//! and the config drive's user data on its serial console). Undeploy
+//! cleans again and leaves the disks without a partition table. Failure
+//! paths: a wrong BMC password at `manage`, a wrong image checksum, `abort`
+//! while waiting for the agent (lab-0), and an agent that never calls back
+//! (lab-1 cut off its network) — each ends `deploy failed` with the reason
+//! and the machine powered off. `ferric lab status` and `lab down` finish.
 //!
-//! Needs root, `ip`, QEMU with Debian's iPXE ROMs, a kernel in /boot,
+//! Prints a per-phase timing table built from ferric's own log.
+//!
+//! Needs root, `ip`, QEMU with Debian's iPXE ROMs, OVMF, a kernel in /boot,
 //! busybox-static, syslinux/mtools and the static agent (`FERRIC_AGENT_BIN`,
 //! see `.ci/run`); skips with a reason elsewhere, fails under `CI=true`.
+//! Everything lives in a namespace of its own (198.18.0.0/24 inside it).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/timeline.rs"]
+mod timeline;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{milestones, sh, Lab};
+use common::{milestones, sh};
+use timeline::{first_after, last, LogEvent};
 
-const SERVER: &str = "198.18.9.1";
-const PASSWORD: &str = "e2e-secret";
 const USER_DATA: &str = "ferric-e2e-user-data-7f3a";
+/// How long ferric waits for an agent to call back, in this lab.
+const CALLBACK_TIMEOUT: u64 = 60;
 
 struct Machine {
     name: &'static str,
     mac: &'static str,
     tap: &'static str,
-    uefi: bool,
-    /// `ipmi` or `redfish`: which of its BMC's services ferric uses.
-    driver: &'static str,
-    ipmi_port: u16,
-    redfish_port: u16,
+    firmware: &'static str,
 }
 
+/// What `ferric lab up --mixed --nodes 2` makes.
 const MACHINES: [Machine; 2] = [
-    Machine {
-        name: "bios-ipmi",
-        mac: "52:54:00:09:00:01",
-        tap: "tb",
-        uefi: false,
-        driver: "ipmi",
-        ipmi_port: 6241,
-        redfish_port: 8241,
-    },
-    Machine {
-        name: "uefi-redfish",
-        mac: "52:54:00:09:00:02",
-        tap: "tu",
-        uefi: true,
-        driver: "redfish",
-        ipmi_port: 6242,
-        redfish_port: 8242,
-    },
+    Machine { name: "lab-0", mac: "52:54:00:0f:00:00", tap: "lab-tap0", firmware: "BIOS+IPMI" },
+    Machine { name: "lab-1", mac: "52:54:00:0f:00:01", tap: "lab-tap1", firmware: "UEFI+Redfish" },
 ];
-
-impl Machine {
-    fn driver_args(&self, password: &str) -> String {
-        let bmc = match self.driver {
-            "ipmi" => format!(
-                "--driver-info ipmi_address=127.0.0.1 --driver-info ipmi_port={} \
-                 --driver-info ipmi_username=admin --driver-info ipmi_password={password}",
-                self.ipmi_port
-            ),
-            _ => format!(
-                "--driver-info redfish_address=http://127.0.0.1:{} \
-                 --driver-info redfish_username=admin --driver-info redfish_password={password}",
-                self.redfish_port
-            ),
-        };
-        format!(
-            "--driver {} {bmc} --driver-info deploy_kernel=agent/ferric-deploy.kernel \
-             --driver-info deploy_ramdisk=agent/ferric-deploy.initramfs",
-            self.driver
-        )
-    }
-}
 
 /// Runs `work` for every machine at once; returns each one's time.
 fn in_parallel<F>(work: F) -> Vec<Duration>
@@ -100,67 +71,55 @@ where
     })
 }
 
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
 fn skip_test(reason: &str) {
     common::skip("the end-to-end deploy test", reason)
 }
 
-/// The "user image": busybox as /init, which loads the disk and FAT
-/// modules, prints the marker and the config drive's user data, and
-/// powers off.
-const INSTANCE_INIT: &str = r#"#!/bin/busybox sh
-B=/bin/busybox
-$B mkdir -p /proc /sys /dev /mnt
-$B mount -t proc proc /proc
-$B mount -t sysfs sys /sys
-$B mount -t devtmpfs dev /dev
-K=$($B uname -r)
-for m in $($B cat /lib/modules/$K/load-order); do $B insmod /lib/modules/$K/$m 2>/dev/null; done
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda ] && break; $B sleep 0.2; done
-echo INSTANCE-UP
-for p in /dev/vda2 /dev/vda3 /dev/vda4; do
-  if $B mount -t vfat -o ro $p /mnt 2>/dev/null; then
-    echo "CONFIG-DRIVE $($B cat /mnt/openstack/latest/user_data)"
-    break
-  fi
-done
-$B sync
-$B poweroff -f
-"#;
+/// `ferric lab down` on drop, whatever happened; then makes sure the
+/// namespace is gone and removes the lab directory.
+struct LabGuard {
+    dir: PathBuf,
+    namespace: String,
+}
 
-fn build_instance_image(ferric: &str, kernel: &Path, dir: &Path) -> std::path::PathBuf {
-    let init = dir.join("instance-init");
-    std::fs::write(&init, INSTANCE_INIT).unwrap();
-    let (ok, text) = sh(&format!("chmod 755 {}", init.display()));
-    assert!(ok, "{text}");
-    // The instance's initramfs, made by the ramdisk builder with a shell
-    // script as /init: only the disk and FAT modules.
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_ferric"))
+            .args(["lab", "down", "--dir"])
+            .arg(&self.dir)
+            .output();
+        let _ = sh(&format!(
+            "ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null",
+            ns = self.namespace
+        ));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The first MiB of a (powered-off) machine's disk: does it still carry an
+/// MBR or GPT partition table?
+fn has_partition_table(disk: &Path, scratch: &Path) -> bool {
     let (ok, text) = sh(&format!(
-        "{ferric} image build-ramdisk --kernel {k} --agent {init} --output-dir {out} \
-         --no-default-modules --module virtio_pci --module virtio_blk --module vfat \
-         --module nls_cp437 --module nls_iso8859_1 --module nls_ascii --module nls_utf8 --extra /bin/busybox:/bin/busybox",
-        k = kernel.display(),
-        init = init.display(),
-        out = dir.join("instance").display()
+        "qemu-img dd -f qcow2 -O raw bs=1M count=1 if={} of={}",
+        disk.display(),
+        scratch.display()
     ));
-    assert!(ok, "instance initramfs: {text}");
-    let image = dir.join("instance.qcow2");
-    let (ok, text) = sh(&format!(
-        "{ferric} image build-disk --output {img} --size-mib 64 --kernel {k} --initrd {initrd} \
-         --cmdline 'console=ttyS0,115200n8 quiet'",
-        img = image.display(),
-        k = kernel.display(),
-        initrd = dir.join("instance/ferric-deploy.initramfs").display()
-    ));
-    assert!(ok, "build-disk: {text}");
-    image
+    assert!(ok, "reading {}: {text}", disk.display());
+    let head = std::fs::read(scratch).unwrap();
+    let _ = std::fs::remove_file(scratch);
+    head.get(510..512) == Some(&[0x55, 0xAA]) || head.get(512..520) == Some(b"EFI PART")
 }
 
 #[test]
-fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
+fn deploy_qemu_machines_over_pxe_with_ferric_lab() {
     if sh("id -u").1.trim() != "0" {
         return skip_test("not root");
     }
-    for tool in ["ip", "qemu-system-x86_64", "qemu-img", "curl", "syslinux", "mcopy"] {
+    for tool in ["ip", "qemu-system-x86_64", "qemu-img", "syslinux", "mcopy"] {
         if !sh(&format!("command -v {tool}")).0 {
             return skip_test(&format!("{tool} is not installed"));
         }
@@ -170,173 +129,80 @@ fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
     {
         return skip_test("QEMU's iPXE ROMs are missing (apt-get install ipxe-qemu)");
     }
-    let (kernel, agent) = match common::kernel_and_agent() {
+    if !Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd").exists() {
+        return skip_test("OVMF is missing (apt-get install ovmf)");
+    }
+    let (_kernel, agent) = match common::kernel_and_agent() {
         Ok(found) => found,
         Err(reason) => return skip_test(&reason),
     };
-    let (mut lab, bridge, tag) = match Lab::with_bridge("fe2e", SERVER) {
-        Ok(lab) => lab,
-        Err(reason) => return skip_test(&reason),
-    };
-    let dir = lab.dir.clone();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    let tag = format!("{:x}", std::process::id());
+    let namespace = format!("fe2e{}", &tag[tag.len().saturating_sub(6)..]);
+    let dir = std::env::temp_dir().join(format!("ferric-e2e-{tag}"));
+    let guard = LabGuard { dir: dir.clone(), namespace: namespace.clone() };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
     let ferric = env!("CARGO_BIN_EXE_ferric");
-
-    // The deploy ramdisk into the boot root, the user image into the store.
-    let built = Instant::now();
-    let (ok, text) = sh(&format!(
-        "{ferric} image build-ramdisk --kernel {} --agent {} --output-dir {}",
-        kernel.display(),
-        agent.display(),
-        data.join("boot/agent").display()
-    ));
-    assert!(ok, "build-ramdisk: {text}");
-    let image = build_instance_image(ferric, &kernel, &dir);
-    let (ok, text) = sh(&format!(
-        "{ferric} image --store {} create --file {} --name demo",
-        data.join("images").display(),
-        image.display()
-    ));
-    assert!(ok, "image create: {text}");
-    eprintln!("images built in {:.1} s", built.elapsed().as_secs_f64());
-
-    // Two machines: BIOS behind IPMI, UEFI behind Redfish, each with a
-    // disk, a tap on the bridge and its serial console in a file.
-    let mut vbmc_config = String::new();
-    for machine in &MACHINES {
-        let disk = dir.join(format!("{}.qcow2", machine.name));
-        let (ok, text) = sh(&format!("qemu-img create -q -f qcow2 {} 8G", disk.display()));
-        assert!(ok, "{text}");
-        let tap = format!("{}{tag}", machine.tap);
-        lab.add_tap(&tap, &bridge);
-        let mut args: Vec<String> =
-            ["-accel", "tcg", "-m", "1024", "-smp", "1", "-display", "none", "-nic", "none"]
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
-        args.extend([
-            "-chardev".into(),
-            format!(
-                "file,id=serial0,path={},append=on",
-                dir.join(format!("{}.console", machine.name)).display()
-            ),
-            "-serial".into(),
-            "chardev:serial0".into(),
-            "-netdev".into(),
-            format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-        ]);
-        if machine.uefi {
-            // OVMF ignores `-boot order`: the NIC comes first, and ferric's
-            // iPXE script for a deployed node exits to the next entry, the
-            // disk (netboot-first, as many real machines are set up).
-            args.extend([
-                "-device".into(),
-                format!("virtio-net-pci,netdev=n0,mac={},bootindex=1", machine.mac),
-                "-drive".into(),
-                format!("file={},if=none,id=disk0,format=qcow2", disk.display()),
-                "-device".into(),
-                "virtio-blk-pci,drive=disk0,bootindex=2".into(),
-            ]);
-        } else {
-            args.extend([
-                "-device".into(),
-                format!("virtio-net-pci,netdev=n0,mac={}", machine.mac),
-                "-drive".into(),
-                format!("file={},if=virtio,format=qcow2", disk.display()),
-            ]);
-        }
-        if machine.uefi {
-            let vars = dir.join(format!("{}.vars", machine.name));
-            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
-            args.extend([
-                "-drive".into(),
-                "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
-                "-drive".into(),
-                format!("if=pflash,format=raw,file={}", vars.display()),
-            ]);
-        }
-        let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-        vbmc_config.push_str(&format!(
-            "[[machines]]\nname = \"{name}\"\nipmi_port = {ipmi}\nredfish_port = {redfish}\n\
-             username = \"admin\"\npassword = \"{PASSWORD}\"\n[machines.qemu]\nargs = [{args}]\n\
-             qmp_socket = \"{qmp}\"\nlog = \"{log}\"\n\n",
-            name = machine.name,
-            ipmi = machine.ipmi_port,
-            redfish = machine.redfish_port,
-            args = args.join(", "),
-            qmp = dir.join(format!("{}.qmp", machine.name)).display(),
-            log = dir.join(format!("{}.qemu.log", machine.name)).display(),
-        ));
-    }
-    std::fs::write(dir.join("vbmc.toml"), vbmc_config).unwrap();
-    let vbmc = Command::new("ip")
-        .args(["netns", "exec", &lab.namespace, ferric, "vbmc", "--config"])
-        .arg(dir.join("vbmc.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("vbmc.log")).unwrap())
-        .spawn()
-        .unwrap();
-    lab.processes.push(vbmc);
-
-    std::fs::write(
-        dir.join("ferric.toml"),
-        format!(
-            "[api]\nlisten = \"{SERVER}:6385\"\n[conductor]\ndeploy_callback_timeout_seconds = 300\n\
-             [boot]\ninterface = \"{bridge}\"\nhttp_listen = \"{SERVER}:8080\"\n\
-             api_url = \"http://{SERVER}:6385\"\nkernel_append = \"console=ttyS0\"\n\
-             [boot.dhcp]\nserver_ip = \"{SERVER}\"\nsubnet = \"198.18.9.0/24\"\n\
-             range = [\"198.18.9.100\", \"198.18.9.120\"]\n"
-        ),
-    )
-    .unwrap();
-    let server = Command::new("ip")
-        .args(["netns", "exec", &lab.namespace, ferric, "serve", "--config"])
-        .arg(dir.join("ferric.toml"))
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    lab.processes.push(server);
-    let namespace = lab.namespace.clone();
-    let cli = |args: &str| {
-        sh(&format!("ip netns exec {namespace} {ferric} --url http://{SERVER}:6385 {args}"))
-    };
-    let started = Instant::now();
-    while !cli("driver list").0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "ferric serve did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let cli = |args: &str| sh(&format!("{ferric} --url {url} {args}"));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let console = |machine: &Machine| read(&format!("{}.console", machine.name));
     let logs = || {
         let mut text = String::new();
         for machine in &MACHINES {
-            text.push_str(&format!(
-                "--- {} console ---\n{}\n",
-                machine.name,
-                std::fs::read_to_string(dir.join(format!("{}.console", machine.name)))
-                    .unwrap_or_default()
-            ));
+            text.push_str(&format!("--- {} console ---\n{}\n", machine.name, console(machine)));
         }
         format!(
-            "{text}--- serve ---\n{}\n--- vbmc ---\n{}",
-            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default(),
-            std::fs::read_to_string(dir.join("vbmc.log")).unwrap_or_default(),
+            "{text}--- lab.log ---\n{}\n--- serve.log ---\n{}\n--- vbmc.log ---\n{}",
+            read("lab.log"),
+            read("serve.log"),
+            read("vbmc.log")
         )
-    };
-    let console = |machine: &Machine| {
-        std::fs::read_to_string(dir.join(format!("{}.console", machine.name))).unwrap_or_default()
     };
     let field = |node: &str, name: &str| {
         let (_, text) = cli(&format!("node show {node} -f value -c {name}"));
         text.trim().to_owned()
     };
+    let wait_for_state = |node: &str, state: &str, limit: Duration| {
+        let since = Instant::now();
+        while field(node, "provision_state") != state {
+            assert!(since.elapsed() < limit, "{node} never reached {state}\n{}", logs());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+
+    // `ferric lab up`: images, namespace, machines, serve + vbmc, nodes
+    // enrolled, managed and cleaned by the agent.
+    let started = Instant::now();
+    let output = Command::new(ferric)
+        .args(["lab", "up", "--nodes", "2", "--mixed", "--wait", "--namespace", &namespace])
+        .args(["--api-port", &port.to_string(), "--callback-timeout"])
+        .arg(CALLBACK_TIMEOUT.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--agent")
+        .arg(&agent)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "lab up: {text}\n{}", logs());
+    let lab_up = started.elapsed();
+    for machine in &MACHINES {
+        assert_eq!(field(machine.name, "provision_state"), "available", "{text}");
+    }
+    let (ok, status) = sh(&format!("{ferric} lab status --dir {}", dir.display()));
+    assert!(ok && status.contains("running"), "lab status: {status}");
+    assert!(status.contains("bios") && status.contains("uefi"), "lab status: {status}");
+    assert!(status.contains("redfish http://127.0.0.1:8201"), "lab status: {status}");
 
     // A wrong BMC password is refused at manage, with a clear error.
     let (ok, text) =
-        cli(&format!("node create --name bad-password {}", MACHINES[0].driver_args("wrong")));
+        cli("node create --name bad-password --driver ipmi --driver-info ipmi_address=127.0.0.1 \
+         --driver-info ipmi_port=6230 --driver-info ipmi_username=admin \
+         --driver-info ipmi_password=wrong");
     assert!(ok, "node create: {text}");
     let (ok, text) = cli("node manage bad-password --wait 120");
     assert!(!ok, "manage with a wrong password must fail: {text}");
@@ -345,27 +211,11 @@ fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
     eprintln!("wrong BMC password at manage: {error}");
     assert!(!error.is_empty() && error != "None", "manage failed without saying why");
 
-    for machine in &MACHINES {
-        let (ok, text) =
-            cli(&format!("node create --name {} {}", machine.name, machine.driver_args(PASSWORD)));
-        assert!(ok, "node create: {text}");
-        let (ok, text) = cli(&format!("port create {} --node {}", machine.mac, machine.name));
-        assert!(ok, "port create: {text}");
-        let (ok, text) = cli(&format!("node manage {} --wait 120", machine.name));
-        assert!(ok, "manage {}: {text}\n{}", machine.name, logs());
-    }
-    // The DHCP server picks ports up every 2 s.
-    std::thread::sleep(Duration::from_millis(2500));
-
-    // Cleaning (automated: the agent erases metadata), both at once.
-    let cleaning = in_parallel(|machine| {
-        let (ok, text) = cli(&format!("node provide {} --wait 300", machine.name));
-        assert!(ok, "provide {}: {text}\n{}", machine.name, logs());
-    });
-
-    // Deploy both at once, each with a config drive.
+    // Deploy both at once, each with a config drive; then each machine
+    // boots its own disk.
     let config_drive =
         format!(r#"{{"meta_data": {{"hostname": "e2e"}}, "user_data": "{USER_DATA}"}}"#);
+    let deployed_from = now();
     let deploying = in_parallel(|machine| {
         let (ok, text) = cli(&format!(
             "node deploy {} --image demo --config-drive '{config_drive}' --wait 400",
@@ -373,78 +223,249 @@ fn deploy_a_qemu_machine_over_pxe_and_boot_its_image() {
         ));
         assert!(ok, "deploy {}: {text}\n{}", machine.name, logs());
     });
-    // Each machine now boots its own disk.
-    let booting = in_parallel(|machine| {
-        let since = Instant::now();
-        while !console(machine).contains(&format!("CONFIG-DRIVE {USER_DATA}")) {
-            assert!(
-                since.elapsed() < Duration::from_secs(180),
-                "{}: the image did not come up\n{}",
-                machine.name,
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        assert!(console(machine).contains("INSTANCE-UP"));
+    let image_up: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = MACHINES
+            .iter()
+            .map(|machine| {
+                scope.spawn(move || {
+                    let since = Instant::now();
+                    while !console(machine).contains(&format!("CONFIG-DRIVE {USER_DATA}")) {
+                        assert!(
+                            since.elapsed() < Duration::from_secs(180),
+                            "{}: the image did not come up\n{}",
+                            machine.name,
+                            logs()
+                        );
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    assert!(console(machine).contains("INSTANCE-UP"));
+                    now()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
     });
 
-    eprintln!("end-to-end timings (TCG, this machine, both machines at once):");
-    for (i, machine) in MACHINES.iter().enumerate() {
-        eprintln!(
-            "  {:<13} provide {:5.1} s   deploy → active {:5.1} s   active → image up {:5.1} s",
-            machine.name,
-            cleaning[i].as_secs_f64(),
-            deploying[i].as_secs_f64(),
-            booting[i].as_secs_f64()
-        );
-        eprintln!(
-            "    agent milestones (seconds since its kernel started; one block per ramdisk boot):"
-        );
+    let events = timeline::parse(&read("serve.log"));
+    print_timings(&events, &MACHINES, &|m| field(m, "uuid"), deployed_from, &image_up, &deploying);
+    eprintln!("lab up (images, machines, enrol, manage, clean) {:.1} s", lab_up.as_secs_f64());
+    for machine in &MACHINES {
+        eprintln!("  {} agent milestones (seconds since its kernel started):", machine.name);
         for (marker, seconds) in milestones(&console(machine)) {
             eprintln!("      {marker:<16} {seconds:6.2}");
         }
     }
 
-    // Undeploy: cleaning through the agent again.
+    // Undeploy: cleaning through the agent again; the disks lose their
+    // partition tables.
     in_parallel(|machine| {
         let (ok, text) = cli(&format!("node undeploy {} --wait 300", machine.name));
         assert!(ok, "undeploy {}: {text}\n{}", machine.name, logs());
+        assert_eq!(field(machine.name, "power_state"), "power off");
+        let disk = dir.join(format!("{}.qcow2", machine.name));
+        let scratch = dir.join(format!("{}.head", machine.name));
+        assert!(!has_partition_table(&disk, &scratch), "{}: cleaning left a table", machine.name);
     });
 
-    // A wrong checksum: deploy failed with the reason, machine left off.
+    // Failure paths, one machine each, at the same time.
+    let image_file = dir.join("demo.qcow2");
     let bios = &MACHINES[0];
-    let (_, sum) = sh(&format!("sha256sum {}", image.display()));
-    let sha256 = sum.split_whitespace().next().unwrap_or_default().to_owned();
-    let (ok, text) = cli(&format!(
-        "node deploy {} --image http://{SERVER}:8080/images/{sha256} \
-         --image-checksum sha256:{} --wait 300",
-        bios.name,
-        "0".repeat(64)
-    ));
-    assert!(!ok, "a wrong checksum must fail the deploy: {text}");
-    assert_eq!(field(bios.name, "provision_state"), "deploy failed", "{}", logs());
-    assert!(field(bios.name, "last_error").contains("checksum"), "{}", logs());
-    assert_eq!(field(bios.name, "power_state"), "power off");
+    let uefi = &MACHINES[1];
+    std::thread::scope(|scope| {
+        // lab-0: a wrong checksum, then abort while waiting for the agent.
+        let checksum_and_abort = scope.spawn(|| {
+            let (_, sum) = sh(&format!("sha256sum {}", image_file.display()));
+            let sha256 = sum.split_whitespace().next().unwrap_or_default().to_owned();
+            let (ok, text) = cli(&format!(
+                "node deploy {} --image http://198.18.0.1:8080/images/{sha256} \
+                 --image-checksum sha256:{} --wait 300",
+                bios.name,
+                "0".repeat(64)
+            ));
+            assert!(!ok, "a wrong checksum must fail the deploy: {text}");
+            assert_eq!(field(bios.name, "provision_state"), "deploy failed", "{}", logs());
+            assert!(field(bios.name, "last_error").contains("checksum"), "{}", logs());
+            assert_eq!(field(bios.name, "power_state"), "power off");
 
-    // Abort while waiting for the agent: deploy failed, machine off.
-    let (ok, text) = cli(&format!("node deploy {} --image demo", bios.name));
-    assert!(ok, "deploy: {text}");
-    let since = Instant::now();
-    while field(bios.name, "provision_state") != "wait call-back" {
-        assert!(since.elapsed() < Duration::from_secs(60), "no wait call-back\n{}", logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (ok, text) = cli(&format!("node abort {}", bios.name));
-    assert!(ok, "abort: {text}");
-    let since = Instant::now();
-    while field(bios.name, "provision_state") != "deploy failed" {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "abort did not end the deploy\n{}",
-            logs()
+            let (ok, text) = cli(&format!("node deploy {} --image demo", bios.name));
+            assert!(ok, "deploy: {text}");
+            wait_for_state(bios.name, "wait call-back", Duration::from_secs(60));
+            let (ok, text) = cli(&format!("node abort {}", bios.name));
+            assert!(ok, "abort: {text}");
+            wait_for_state(bios.name, "deploy failed", Duration::from_secs(60));
+            assert!(field(bios.name, "last_error").contains("abort"), "{}", logs());
+            assert_eq!(field(bios.name, "power_state"), "power off");
+        });
+        // lab-1: cut off from the provisioning network, its ramdisk never
+        // calls back: the deploy times out and the machine is powered off.
+        let timeout = scope.spawn(|| {
+            let (ok, text) = sh(&format!("ip -n {namespace} link set {} nomaster", uefi.tap));
+            assert!(ok, "{text}");
+            let (ok, text) = cli(&format!("node deploy {} --image demo", uefi.name));
+            assert!(ok, "deploy: {text}");
+            wait_for_state(uefi.name, "deploy failed", Duration::from_secs(CALLBACK_TIMEOUT + 90));
+            let error = field(uefi.name, "last_error");
+            assert!(error.contains("Timeout reached while waiting for callback"), "{error}");
+            let since = Instant::now();
+            while field(uefi.name, "power_state") != "power off" {
+                assert!(since.elapsed() < Duration::from_secs(60), "left on\n{}", logs());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let (ok, text) = sh(&format!("ip -n {namespace} link set {} master br-lab", uefi.tap));
+            assert!(ok, "{text}");
+        });
+        checksum_and_abort.join().unwrap();
+        timeout.join().unwrap();
+    });
+
+    // `ferric lab down` removes the namespace and stops everything.
+    let supervisor = read("lab.pid");
+    let (ok, text) = sh(&format!("{ferric} lab down --dir {}", dir.display()));
+    assert!(ok, "lab down: {text}");
+    assert!(!Path::new("/run/netns").join(&namespace).exists(), "the namespace is still there");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", supervisor.trim())).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("lab\0run"), "the supervisor still runs");
+    drop(guard);
+}
+
+/// The per-phase table: for each machine, seconds from the deploy request
+/// (as the conductor logged it) to each milestone, and ferric's own share.
+fn print_timings(
+    events: &[LogEvent],
+    machines: &[Machine],
+    uuid_of: &dyn Fn(&str) -> String,
+    since: f64,
+    image_up: &[f64],
+    wall: &[Duration],
+) {
+    eprintln!(
+        "per-phase deploy timings (TCG, 2 cores, both machines at once; seconds since the \
+         conductor took the request):"
+    );
+    eprintln!(
+        "  {:<7} {:<13} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>9}",
+        "node",
+        "machine",
+        "power on",
+        "DHCP",
+        "script",
+        "kernel",
+        "lookup",
+        "write",
+        "written",
+        "active",
+        "up",
+        "ferric",
+        "wall"
+    );
+    for (i, machine) in machines.iter().enumerate() {
+        let uuid = uuid_of(machine.name);
+        let node = [("node", uuid.as_str())];
+        let mac = [("mac", machine.mac)];
+        let Some(request) = events.iter().find(|e| {
+            e.at >= since
+                && e.is("operation started", &node)
+                && e.field("verb").is_some_and(|v| v == "deploy" || v == "active")
+        }) else {
+            eprintln!("  {}: no deploy in the log", machine.name);
+            continue;
+        };
+        let t0 = request.at;
+        let at = |event: Option<&LogEvent>| event.map(|e| e.at);
+        let powered =
+            first_after(events, t0, "deploy ramdisk powered on; waiting for the agent", &node);
+        let after_power = at(powered).unwrap_or(t0);
+        let dhcp = first_after(events, after_power, "DHCP reply sent", &mac);
+        let script = first_after(events, after_power, "iPXE script served", &mac);
+        let kernel = first_after(
+            events,
+            at(script).unwrap_or(after_power),
+            "boot file requested",
+            &[("path", "agent/ferric-deploy.kernel")],
         );
-        std::thread::sleep(Duration::from_millis(250));
+        let lookup = first_after(events, after_power, "agent looked its node up", &node);
+        let write = first_after(
+            events,
+            t0,
+            "step running in the agent",
+            &[("node", uuid.as_str()), ("step", "write_image")],
+        );
+        let written = first_after(
+            events,
+            t0,
+            "agent step finished",
+            &[("node", uuid.as_str()), ("step", "write_image")],
+        );
+        let active = first_after(
+            events,
+            t0,
+            "provision state changed",
+            &[("node", uuid.as_str()), ("to", "active")],
+        );
+        let cell = |event: Option<&LogEvent>| match event {
+            Some(event) => format!("{:.1}", event.at - t0),
+            None => "-".to_owned(),
+        };
+        // Ferric's own time: request → power-on call done, agent lookup →
+        // image write command sent, image written → active (the last
+        // includes powering the ramdisk off and the instance on through
+        // the BMC).
+        let overhead = match (at(powered), at(lookup), at(write), at(written), at(active)) {
+            (Some(p), Some(l), Some(w), Some(d), Some(a)) => {
+                format!("{:.2}", (p - t0) + (w - l) + (a - d))
+            }
+            _ => "-".to_owned(),
+        };
+        let bmc_ms: f64 = events
+            .iter()
+            .filter(|e| {
+                e.at >= t0
+                    && at(active).is_none_or(|a| e.at <= a)
+                    && e.field("node") == Some(uuid.as_str())
+                    && (e.message == "deploy ramdisk powered on; waiting for the agent"
+                        || (e.message == "step finished"
+                            && matches!(
+                                e.field("step"),
+                                Some("tear_down_agent" | "boot_instance")
+                            )))
+            })
+            .filter_map(|e| e.field("elapsed_ms").and_then(|ms| ms.parse::<f64>().ok()))
+            .sum();
+        eprintln!(
+            "  {:<7} {:<13} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7.1} {:>8} {:>8.1}s",
+            machine.name,
+            machine.firmware,
+            cell(powered),
+            cell(dhcp),
+            cell(script),
+            cell(kernel),
+            cell(lookup),
+            cell(write),
+            cell(written),
+            cell(active),
+            image_up[i] - t0,
+            overhead,
+            wall[i].as_secs_f64(),
+        );
+        eprintln!(
+            "          of ferric's share, BMC calls (power on/off, boot device) took {:.2} s",
+            bmc_ms / 1000.0
+        );
+        let provide =
+            last(events, "operation started", &[("node", uuid.as_str()), ("verb", "provide")]);
+        let available = provide.and_then(|p| {
+            first_after(
+                events,
+                p.at,
+                "provision state changed",
+                &[("node", uuid.as_str()), ("to", "available")],
+            )
+        });
+        if let (Some(p), Some(a)) = (provide, available) {
+            eprintln!(
+                "          cleaning (provide → available, both at once): {:.1} s",
+                a.at - p.at
+            );
+        }
     }
-    assert_eq!(field(bios.name, "power_state"), "power off");
-    drop(lab);
 }
