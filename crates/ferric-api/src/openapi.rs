@@ -45,7 +45,9 @@ fn field_schema(name: &str) -> Value {
         | "dynamic_portgroup"
         | "alive" => json!({"type": "boolean"}),
         "automated_clean" | "secure_boot" => json!({"type": ["boolean", "null"]}),
-        "traits" | "drivers" => json!({"type": "array", "items": {"type": "string"}}),
+        "traits" | "drivers" | "candidate_nodes" => {
+            json!({"type": "array", "items": {"type": "string"}})
+        }
         name if name.ends_with("_at") => json!({"type": ["string", "null"], "format": "date-time"}),
         _ => nullable_string,
     }
@@ -189,6 +191,18 @@ fn schemas() -> BTreeMap<&'static str, Value> {
     schemas.insert("Chassis", object_of(view::CHASSIS_FIELDS, true));
     schemas.insert("ChassisCreate", writable(view::CHASSIS_FIELDS, &["created_at", "updated_at"]));
     schemas.insert("ChassisCollection", collection("chassis", "Chassis"));
+    schemas.insert("Allocation", object_of(view::ALLOCATION_FIELDS, true));
+    schemas.insert("AllocationCreate", {
+        let mut body = writable(
+            view::ALLOCATION_FIELDS,
+            &["node_uuid", "state", "last_error", "created_at", "updated_at"],
+        );
+        body["properties"]["node"] = json!({"type": "string", "x-since-microversion": "1.58",
+            "description": "Backfill: the UUID or name of an already deployed node"});
+        body["properties"]["candidate_nodes"]["description"] = json!("Node UUIDs or names");
+        body
+    });
+    schemas.insert("AllocationCollection", collection("allocations", "Allocation"));
     schemas.insert(
         "Driver",
         json!({"type": "object", "properties": {
@@ -203,6 +217,46 @@ fn schemas() -> BTreeMap<&'static str, Value> {
     );
     schemas.insert("Conductor", object_of(conductor_fields, true));
     schemas.insert("ConductorCollection", collection("conductors", "Conductor"));
+    // Deploy templates and runbooks: steps are objects; flags are booleans.
+    let step = |number: &str| {
+        json!({"type": "object", "required": ["interface", "step", number], "properties": {
+            "interface": {"type": "string", "enum": ferric_types::StepInterface::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>()},
+            "step": {"type": "string", "minLength": 1}, "args": {"type": "object"},
+            number: {"type": "integer", "minimum": 0}}})
+    };
+    let with_steps = |mut schema: Value, number: &str| {
+        schema["properties"]["steps"] =
+            json!({"type": "array", "minItems": 1, "items": step(number)});
+        for flag in ["public", "disable_ramdisk"] {
+            if let Some(field) = schema["properties"].get_mut(flag) {
+                field["type"] = json!("boolean");
+            }
+        }
+        schema
+    };
+    schemas.insert(
+        "DeployTemplate",
+        with_steps(object_of(view::DEPLOY_TEMPLATE_FIELDS, true), "priority"),
+    );
+    schemas.insert("DeployTemplateCreate", {
+        let mut body = with_steps(
+            writable(view::DEPLOY_TEMPLATE_FIELDS, &["created_at", "updated_at"]),
+            "priority",
+        );
+        body["required"] = json!(["name", "steps"]);
+        body
+    });
+    schemas.insert("DeployTemplateCollection", collection("deploy_templates", "DeployTemplate"));
+    schemas.insert("Runbook", with_steps(object_of(view::RUNBOOK_FIELDS, true), "order"));
+    schemas.insert("RunbookCreate", {
+        let mut body = with_steps(
+            writable(view::RUNBOOK_FIELDS, &["traits", "created_at", "updated_at"]),
+            "order",
+        );
+        body["required"] = json!(["name", "steps"]);
+        body
+    });
+    schemas.insert("RunbookCollection", collection("runbooks", "Runbook"));
     schemas.insert(
         "JsonPatch",
         json!({"type": "array", "items": {"type": "object",
@@ -276,6 +330,12 @@ fn schemas() -> BTreeMap<&'static str, Value> {
         "agent_verify_ca": {"type": "string", "x-since-microversion": "1.68"},
         "agent_status": {"type": "string", "enum": ["start", "end", "error"], "x-since-microversion": "1.72"},
         "agent_status_message": {"type": "string", "x-since-microversion": "1.72"}}}));
+    for (name, schema) in crate::handlers::volume_schemas()
+        .into_iter()
+        .chain(crate::handlers::inspection_rule_schemas())
+    {
+        schemas.insert(name, schema);
+    }
     schemas
 }
 

@@ -352,3 +352,230 @@ pub fn chassis(chassis: &Chassis, ctx: &Ctx, fields: Option<&[String]>) -> Value
     }
     finish(map, CHASSIS_FIELDS, ctx, fields, links)
 }
+
+/// Allocation fields and the minor version at which each appears.
+pub const ALLOCATION_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 52),
+    ("name", 52),
+    ("node_uuid", 52),
+    ("state", 52),
+    ("last_error", 52),
+    ("resource_class", 52),
+    ("traits", 52),
+    ("candidate_nodes", 52),
+    ("extra", 52),
+    ("owner", 60),
+    ("created_at", 52),
+    ("updated_at", 52),
+];
+
+pub fn allocation(
+    allocation: &ferric_types::Allocation,
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), allocation.uuid.to_string().into());
+    map.insert("name".into(), text(&allocation.name));
+    map.insert(
+        "node_uuid".into(),
+        allocation.node_uuid.map_or(Value::Null, |u| u.to_string().into()),
+    );
+    map.insert("state".into(), allocation.state.as_str().into());
+    map.insert("last_error".into(), text(&allocation.last_error));
+    map.insert("resource_class".into(), text(&allocation.resource_class));
+    map.insert("traits".into(), allocation.traits.clone().into());
+    map.insert(
+        "candidate_nodes".into(),
+        allocation.candidate_nodes.iter().map(|u| Value::from(u.to_string())).collect(),
+    );
+    map.insert("extra".into(), object(&allocation.extra));
+    map.insert("owner".into(), text(&allocation.owner));
+    map.insert("created_at".into(), Value::String(allocation.created_at.to_text()));
+    map.insert("updated_at".into(), time(allocation.updated_at));
+    let links = vec![("links", ctx.links(&format!("allocations/{}", allocation.uuid)))];
+    finish(map, ALLOCATION_FIELDS, ctx, fields, links)
+}
+
+pub const DEPLOY_TEMPLATE_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 55),
+    ("name", 55),
+    ("steps", 55),
+    ("extra", 55),
+    ("created_at", 55),
+    ("updated_at", 55),
+];
+
+pub const RUNBOOK_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 92),
+    ("name", 92),
+    ("description", 112),
+    ("steps", 92),
+    ("disable_ramdisk", 92),
+    ("public", 92),
+    ("owner", 92),
+    ("traits", 112),
+    ("extra", 92),
+    ("created_at", 92),
+    ("updated_at", 92),
+];
+
+/// A template or runbook step on the wire: secrets in `args` masked.
+fn step_json(
+    interface: ferric_types::StepInterface,
+    step: &str,
+    args: &JsonObject,
+    number: (&str, u32),
+) -> Value {
+    let mut map = Map::new();
+    map.insert("interface".into(), interface.as_str().into());
+    map.insert("step".into(), step.into());
+    map.insert("args".into(), Value::Object(mask_secrets(args, &[])));
+    map.insert(number.0.into(), number.1.into());
+    Value::Object(map)
+}
+
+pub fn deploy_template(
+    template: &ferric_types::DeployTemplate,
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), template.uuid.to_string().into());
+    map.insert("name".into(), template.name.clone().into());
+    let steps = template
+        .steps
+        .iter()
+        .map(|s| step_json(s.interface, &s.step, &s.args, ("priority", s.priority)))
+        .collect();
+    map.insert("steps".into(), Value::Array(steps));
+    map.insert("extra".into(), object(&template.extra));
+    map.insert("created_at".into(), Value::String(template.created_at.to_text()));
+    map.insert("updated_at".into(), time(template.updated_at));
+    let links = vec![("links", ctx.links(&format!("deploy_templates/{}", template.uuid)))];
+    finish(map, DEPLOY_TEMPLATE_FIELDS, ctx, fields, links)
+}
+
+pub fn runbook(runbook: &ferric_types::Runbook, ctx: &Ctx, fields: Option<&[String]>) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), runbook.uuid.to_string().into());
+    map.insert("name".into(), runbook.name.clone().into());
+    map.insert("description".into(), text(&runbook.description));
+    let steps = runbook
+        .steps
+        .iter()
+        .map(|s| step_json(s.interface, &s.step, &s.args, ("order", s.order)))
+        .collect();
+    map.insert("steps".into(), Value::Array(steps));
+    map.insert("disable_ramdisk".into(), runbook.disable_ramdisk.into());
+    map.insert("public".into(), runbook.public.into());
+    map.insert("owner".into(), text(&runbook.owner));
+    map.insert("traits".into(), runbook.traits.clone().into());
+    map.insert("extra".into(), object(&runbook.extra));
+    map.insert("created_at".into(), Value::String(runbook.created_at.to_text()));
+    map.insert("updated_at".into(), time(runbook.updated_at));
+    let links = vec![("links", ctx.links(&format!("runbooks/{}", runbook.uuid)))];
+    finish(map, RUNBOOK_FIELDS, ctx, fields, links)
+}
+
+pub const VOLUME_CONNECTOR_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 32),
+    ("node_uuid", 32),
+    ("type", 32),
+    ("connector_id", 32),
+    ("extra", 32),
+    ("created_at", 32),
+    ("updated_at", 32),
+];
+
+pub fn volume_connector(
+    connector: &ferric_types::VolumeConnector,
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), connector.uuid.to_string().into());
+    map.insert("node_uuid".into(), connector.node_uuid.to_string().into());
+    map.insert("type".into(), connector.connector_type.as_str().into());
+    map.insert("connector_id".into(), connector.connector_id.clone().into());
+    map.insert("extra".into(), object(&connector.extra));
+    map.insert("created_at".into(), Value::String(connector.created_at.to_text()));
+    map.insert("updated_at".into(), time(connector.updated_at));
+    let links = vec![("links", ctx.links(&format!("volume/connectors/{}", connector.uuid)))];
+    finish(map, VOLUME_CONNECTOR_FIELDS, ctx, fields, links)
+}
+
+pub const VOLUME_TARGET_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 32),
+    ("node_uuid", 32),
+    ("volume_type", 32),
+    ("properties", 32),
+    ("boot_index", 32),
+    ("volume_id", 32),
+    ("extra", 32),
+    ("created_at", 32),
+    ("updated_at", 32),
+];
+
+/// A volume target; secrets in `properties` (CHAP passwords) are masked.
+pub fn volume_target(
+    target: &ferric_types::VolumeTarget,
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), target.uuid.to_string().into());
+    map.insert("node_uuid".into(), target.node_uuid.to_string().into());
+    map.insert("volume_type".into(), target.volume_type.clone().into());
+    map.insert("properties".into(), Value::Object(mask_secrets(&target.properties, &[])));
+    map.insert("boot_index".into(), target.boot_index.into());
+    map.insert("volume_id".into(), target.volume_id.clone().into());
+    map.insert("extra".into(), object(&target.extra));
+    map.insert("created_at".into(), Value::String(target.created_at.to_text()));
+    map.insert("updated_at".into(), time(target.updated_at));
+    let links = vec![("links", ctx.links(&format!("volume/targets/{}", target.uuid)))];
+    finish(map, VOLUME_TARGET_FIELDS, ctx, fields, links)
+}
+
+pub const INSPECTION_RULE_FIELDS: &[(&str, u16)] = &[
+    ("uuid", 96),
+    ("description", 96),
+    ("priority", 96),
+    ("sensitive", 96),
+    ("phase", 96),
+    ("conditions", 96),
+    ("actions", 96),
+    ("built_in", 96),
+    ("created_at", 96),
+    ("updated_at", 96),
+];
+
+/// An inspection rule; a `sensitive` rule shows its conditions and actions
+/// as null.
+pub fn inspection_rule(
+    rule: &ferric_types::InspectionRule,
+    ctx: &Ctx,
+    fields: Option<&[String]>,
+) -> Value {
+    let mut map = Map::new();
+    map.insert("uuid".into(), rule.uuid.to_string().into());
+    map.insert("description".into(), text(&rule.description));
+    map.insert("priority".into(), rule.priority.into());
+    map.insert("sensitive".into(), rule.sensitive.into());
+    map.insert("phase".into(), rule.phase.as_str().into());
+    let (conditions, actions) = if rule.sensitive {
+        (Value::Null, Value::Null)
+    } else {
+        (
+            rule.conditions.iter().map(|c| c.to_json()).collect(),
+            rule.actions.iter().map(|a| a.to_json()).collect(),
+        )
+    };
+    map.insert("conditions".into(), conditions);
+    map.insert("actions".into(), actions);
+    map.insert("built_in".into(), rule.built_in.into());
+    map.insert("created_at".into(), Value::String(rule.created_at.to_text()));
+    map.insert("updated_at".into(), time(rule.updated_at));
+    let links = vec![("links", ctx.links(&format!("inspection_rules/{}", rule.uuid)))];
+    finish(map, INSPECTION_RULE_FIELDS, ctx, fields, links)
+}

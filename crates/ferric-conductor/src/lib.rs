@@ -14,9 +14,11 @@
 //! no node stays locked or in a working state with nobody working on it.
 
 pub mod config;
+mod inspection_rules;
 mod ops;
 mod periodic;
 mod record;
+mod templates;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -144,6 +144,12 @@ async fn provision(inner: &Inner, node: Node, request: ProvisionRequest) {
     let uuid = node.uuid;
     let verb = request.verb.map(Verb::canonical);
     let started = std::time::Instant::now();
+    tracing::info!(
+        node = %uuid,
+        state = %node.provision_state,
+        verb = %verb.map(|verb| verb.to_string()).unwrap_or_default(),
+        "operation started"
+    );
     let result = match (node.provision_state, verb) {
         (ProvisionState::Verifying, _) => verify(inner, node).await,
         (ProvisionState::Cleaning, Some(Verb::Provide)) => clean_automated(inner, node).await,
@@ -304,6 +310,7 @@ async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, End
     };
     if node.driver_internal_info.remove(AWAITING_AGENT).is_some() {
         // The ramdisk is up: run the step it was booted for.
+        tracing::info!(node = %node.uuid, phase = phase_name(phase), "the deploy ramdisk called back");
         let node = resume(inner, node).await?;
         return run_steps(inner, node, &drivers, phase).await;
     }
@@ -315,6 +322,7 @@ async fn continue_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, End
     match outcome {
         StepOutcome::Wait => Ok((node, Ending::StillWaiting)),
         StepOutcome::Done => {
+            tracing::info!(node = %node.uuid, phase = phase_name(phase), step = %step.step, "agent step finished");
             set_step_index(&mut node, phase, index + 1);
             let node = resume(inner, node).await?;
             run_steps(inner, node, &drivers, phase).await
@@ -364,9 +372,15 @@ async fn inspect_with_agent(inner: &Inner, mut node: Node) -> Result<(Node, Endi
             Err(error) => return Err(Failure::Store(error)),
         }
     }
+    let rules_failed = |e| Failure::Failed(format!("Inspection failed: {e}"));
+    let planned = crate::inspection_rules::plan(&inner.store, &node, &inventory, &plugin_data)
+        .await
+        .map_err(rules_failed)?;
     node.inspection_finished_at = Some(Timestamp::now());
     shut_down_ramdisk(inner, &mut node).await;
     let node = resume(inner, node).await?;
+    let node =
+        crate::inspection_rules::apply(&inner.store, node, &planned).await.map_err(rules_failed)?;
     Ok((node, Ending::Event(Event::Done)))
 }
 
@@ -418,6 +432,7 @@ async fn finish(
         if let Some(working) = &working {
             record::copy_driver_fields(working, fresh);
             fresh.instance_uuid = working.instance_uuid.clone();
+            fresh.allocation_uuid = working.allocation_uuid;
             fresh.instance_name = working.instance_name.clone();
             fresh.power_state = working.power_state;
             if working.last_error.is_some() {
@@ -468,13 +483,17 @@ async fn finish(
     .await;
     match result {
         Ok(Some(stored)) => {
-            tracing::debug!(
-                node = %uuid,
-                from = ?from_state,
-                to = %stored.provision_state,
-                elapsed_ms = elapsed.as_millis() as u64,
-                "operation finished"
-            );
+            if from_state == Some(stored.provision_state) {
+                tracing::debug!(node = %uuid, state = %stored.provision_state, "operation continues");
+            } else {
+                tracing::info!(
+                    node = %uuid,
+                    from = %from_state.map(|s| s.to_string()).unwrap_or_default(),
+                    to = %stored.provision_state,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "provision state changed"
+                );
+            }
             if let Some(message) = &error {
                 record::history(
                     &inner.store,
@@ -637,6 +656,17 @@ async fn deploy(
         }
     }
     let mut steps = drivers.steps(StepPhase::Deploy);
+    // Deploy templates override driver steps; the request's steps both.
+    let templated = crate::templates::deploy_template_steps(&inner.store, &node, &drivers)
+        .await
+        .map_err(|error| match error {
+            crate::templates::TemplateFailure::Store(error) => Failure::Store(error),
+            other => Failure::Failed(other.to_string()),
+        })?;
+    for step in templated {
+        steps.retain(|s| !(s.interface == step.interface && s.step == step.step));
+        steps.push(step);
+    }
     if let Some(user) = &request.deploy_steps {
         for value in user {
             let step = parse_step(value)?;
@@ -720,6 +750,10 @@ async fn undeploy(inner: &Inner, mut node: Node) -> Result<(Node, Ending), Failu
     node.instance_info = JsonObject::new();
     node.instance_uuid = None;
     node.instance_name = None;
+    // The node's allocation ends with its deployment, as in Ironic.
+    if node.allocation_uuid.take().is_some() {
+        inner.store.allocation_delete_of_node(node.uuid).await?;
+    }
     for key in ["deploy_steps", "deploy_step_index", "is_whole_disk_image", "agent_url"] {
         node.driver_internal_info.remove(key);
     }
@@ -925,9 +959,18 @@ async fn run_steps(
         if !node.driver_internal_info.contains_key(RAMDISK_BOOTED)
             && drivers.interface(step.interface).is_some_and(|i| i.step_needs_agent(step))
         {
+            let booting = std::time::Instant::now();
             boot_ramdisk(inner, &mut node, drivers, phase).await?;
+            tracing::info!(
+                node = %node.uuid,
+                phase = phase_name(phase),
+                step = %step.step,
+                elapsed_ms = booting.elapsed().as_millis() as u64,
+                "deploy ramdisk powered on; waiting for the agent"
+            );
             return Ok((node, Ending::Event(Event::Wait)));
         }
+        let step_started = std::time::Instant::now();
         let outcome = match step.step.as_str() {
             "hold" => return Ok((node, Ending::Event(Event::Hold))),
             "wait" => {
@@ -962,6 +1005,14 @@ async fn run_steps(
                     .map_err(|error| step_failed(&node, phase, step, error))?
             }
         };
+        tracing::info!(
+            node = %node.uuid,
+            phase = phase_name(phase),
+            step = %step.step,
+            elapsed_ms = step_started.elapsed().as_millis() as u64,
+            "{}",
+            if outcome == StepOutcome::Wait { "step running in the agent" } else { "step finished" }
+        );
         if outcome == StepOutcome::Wait {
             return Ok((node, Ending::Event(Event::Wait)));
         }

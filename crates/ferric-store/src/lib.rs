@@ -9,15 +9,23 @@
 //! exclusive lock (`reservation`) is an ordinary field written this way, so
 //! taking the lock is one conditional update and can never be lost.
 
+mod allocations;
 mod db;
 mod error;
+mod inspection_rules;
 mod query;
 mod rows;
 mod sql;
+mod templates;
 pub mod testing;
+mod volumes;
 
+pub use allocations::{AllocationQuery, AllocationSortKey};
 pub use error::StoreError;
+pub use inspection_rules::{RuleQuery, RuleSortKey};
 pub use query::{NodeFilters, NodeQuery, NodeSortKey, Page, PortQuery, SortDir};
+pub use templates::{TemplateQuery, TemplateSortKey};
+pub use volumes::{ConnectorSortKey, TargetSortKey, VolumeQuery};
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -139,7 +147,9 @@ impl Store {
     pub async fn node_delete(&self, uuid: Uuid) -> Result<()> {
         let ident = uuid.to_string();
         let mut tx = Conn::begin(&self.backend).await.map_err(StoreError::Database)?;
-        for table in ["ports", "portgroups", "node_history", "node_inventory", "nodes"] {
+        for table in
+            ["ports", "portgroups", "node_history", "node_inventory", "allocations", "nodes"]
+        {
             let column = if table == "nodes" { "uuid" } else { "node_uuid" };
             let sql = Sql::new(
                 format!("DELETE FROM {table} WHERE {column} = $1"),

@@ -4,14 +4,20 @@
 //! types; none of them is a string until it reaches the wire or the store.
 
 pub mod agent;
+pub mod allocation;
 pub mod driver;
+pub mod inspection;
 pub mod power;
 pub mod provision;
 pub mod records;
 pub mod ring;
+pub mod templates;
 pub mod validate;
+pub mod volume;
 
+pub use allocation::{Allocation, AllocationState};
 pub use driver::{HardwareType, InterfaceImpl, InterfaceKind, InterfaceSupport};
+pub use inspection::{InspectionRule, Phase};
 pub use power::{BootDevice, Fault, PowerState, PowerTarget};
 pub use provision::{
     apply_event, apply_verb, Event, InvalidTransition, ProvisionState, Transition, Verb,
@@ -20,3 +26,5 @@ pub use records::{
     Chassis, ConductorRecord, HistoryEvent, Interfaces, JsonObject, Node, PendingAction, Port,
     Portgroup, ProvisionRequest, Severity, Timestamp,
 };
+pub use templates::{DeployTemplate, Runbook, RunbookStep, StepInterface, TemplateStep};
+pub use volume::{ConnectorType, VolumeConnector, VolumeTarget};

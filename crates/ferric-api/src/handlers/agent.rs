@@ -66,6 +66,7 @@ pub async fn lookup(
     let token =
         if ctx.version.at_least(62) { Some(issue_token(&state, &node).await?) } else { None };
     let node = state.store.node_get_by_uuid(node.uuid).await?;
+    tracing::info!(node = %node.uuid, state = %node.provision_state, "agent looked its node up");
     Ok(Json(json!({
         "node": {
             "uuid": node.uuid.to_string(),

@@ -1,13 +1,18 @@
 //! Routes and handlers, one module per resource.
 
 mod agent;
+mod allocations;
 mod chassis;
 mod conductors;
+mod deploy_templates;
 mod drivers;
+mod inspection_rules;
 mod nodes;
 mod portgroups;
 mod ports;
 mod root;
+mod runbooks;
+mod volume;
 
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
@@ -27,6 +32,11 @@ pub const TOP_LEVEL_RESOURCES: &[&str] = &[
     "lookup",
     "heartbeat",
     "shards",
+    "volume",
+    "inspection_rules",
+    "deploy_templates",
+    "runbooks",
+    "allocations",
 ];
 
 /// One API operation: where it is, what it does, and its handler. The
@@ -128,7 +138,52 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(POST "/v1/heartbeat/{node}", "agent_heartbeat", "A ramdisk agent reports in", since 22, 202, Some("Heartbeat"), None, post(agent::heartbeat)),
     endpoint!(GET "/v1/conductors", "conductor_list", "List conductors", since 49, 200, None, Some("ConductorCollection"), get(conductors::list)),
     endpoint!(GET "/v1/conductors/{hostname}", "conductor_get", "Show a conductor", since 49, 200, None, Some("Conductor"), get(conductors::show)),
+    endpoint!(GET "/v1/deploy_templates", "deploy_template_list", "List deploy templates", since 55, 200, None, Some("DeployTemplateCollection"), get(deploy_templates::list)),
+    endpoint!(POST "/v1/deploy_templates", "deploy_template_create", "Create a deploy template", since 55, 201, Some("DeployTemplateCreate"), Some("DeployTemplate"), post(deploy_templates::create)),
+    endpoint!(GET "/v1/deploy_templates/{template}", "deploy_template_get", "Show a deploy template (by UUID or name)", since 55, 200, None, Some("DeployTemplate"), get(deploy_templates::show)),
+    endpoint!(PATCH "/v1/deploy_templates/{template}", "deploy_template_update", "Update a deploy template with a JSON patch", since 55, 200, Some("JsonPatch"), Some("DeployTemplate"), patch(deploy_templates::update)),
+    endpoint!(DELETE "/v1/deploy_templates/{template}", "deploy_template_delete", "Delete a deploy template", since 55, 204, None, None, delete(deploy_templates::delete)),
+    endpoint!(GET "/v1/runbooks", "runbook_list", "List runbooks", since 92, 200, None, Some("RunbookCollection"), get(runbooks::list)),
+    endpoint!(POST "/v1/runbooks", "runbook_create", "Create a runbook", since 92, 201, Some("RunbookCreate"), Some("Runbook"), post(runbooks::create)),
+    endpoint!(GET "/v1/runbooks/{runbook}", "runbook_get", "Show a runbook (by UUID or name)", since 92, 200, None, Some("Runbook"), get(runbooks::show)),
+    endpoint!(PATCH "/v1/runbooks/{runbook}", "runbook_update", "Update a runbook with a JSON patch", since 92, 200, Some("JsonPatch"), Some("Runbook"), patch(runbooks::update)),
+    endpoint!(DELETE "/v1/runbooks/{runbook}", "runbook_delete", "Delete a runbook", since 92, 204, None, None, delete(runbooks::delete)),
+    endpoint!(GET "/v1/runbooks/{runbook}/traits", "runbook_traits_list", "A runbook's traits", since 112, 200, None, Some("Traits"), get(runbooks::traits_list)),
+    endpoint!(PUT "/v1/runbooks/{runbook}/traits", "runbook_traits_replace", "Replace a runbook's traits", since 112, 204, Some("Traits"), None, put(runbooks::traits_replace)),
+    endpoint!(DELETE "/v1/runbooks/{runbook}/traits", "runbook_traits_clear", "Remove all of a runbook's traits", since 112, 204, None, None, delete(runbooks::traits_clear)),
+    endpoint!(PUT "/v1/runbooks/{runbook}/traits/{name}", "runbook_trait_add", "Add one trait to a runbook", since 112, 204, None, None, put(runbooks::trait_add)),
+    endpoint!(DELETE "/v1/runbooks/{runbook}/traits/{name}", "runbook_trait_remove", "Remove one trait from a runbook", since 112, 204, None, None, delete(runbooks::trait_remove)),
+    endpoint!(GET "/v1/allocations", "allocation_list", "List allocations", since 52, 200, None, Some("AllocationCollection"), get(allocations::list)),
+    endpoint!(POST "/v1/allocations", "allocation_create", "Request a node: reserve one of a resource class with traits, or backfill a deployed node", since 52, 201, Some("AllocationCreate"), Some("Allocation"), post(allocations::create)),
+    endpoint!(GET "/v1/allocations/{allocation}", "allocation_get", "Show an allocation (by UUID or name)", since 52, 200, None, Some("Allocation"), get(allocations::show)),
+    endpoint!(PATCH "/v1/allocations/{allocation}", "allocation_update", "Update an allocation's name or extra with a JSON patch", since 57, 200, Some("JsonPatch"), Some("Allocation"), patch(allocations::update)),
+    endpoint!(DELETE "/v1/allocations/{allocation}", "allocation_delete", "Delete an allocation and free its node", since 52, 204, None, None, delete(allocations::delete)),
+    endpoint!(GET "/v1/nodes/{node}/allocation", "node_allocation_get", "The allocation holding a node", since 52, 200, None, Some("Allocation"), get(allocations::of_node)),
+    endpoint!(DELETE "/v1/nodes/{node}/allocation", "node_allocation_delete", "Delete the allocation holding a node", since 52, 204, None, None, delete(allocations::delete_of_node)),
+    endpoint!(GET "/v1/volume", "volume_get", "Links to the volume connectors and targets", since 32, 200, None, Some("Volume"), get(volume::root)),
+    endpoint!(GET "/v1/volume/connectors", "volume_connector_list", "List volume connectors", since 32, 200, None, Some("VolumeConnectorCollection"), get(volume::connector_list)),
+    endpoint!(POST "/v1/volume/connectors", "volume_connector_create", "Create a volume connector", since 32, 201, Some("VolumeConnectorCreate"), Some("VolumeConnector"), post(volume::connector_create)),
+    endpoint!(GET "/v1/volume/connectors/{connector}", "volume_connector_get", "Show a volume connector", since 32, 200, None, Some("VolumeConnector"), get(volume::connector_show)),
+    endpoint!(PATCH "/v1/volume/connectors/{connector}", "volume_connector_update", "Update a volume connector with a JSON patch (node powered off)", since 32, 200, Some("JsonPatch"), Some("VolumeConnector"), patch(volume::connector_update)),
+    endpoint!(DELETE "/v1/volume/connectors/{connector}", "volume_connector_delete", "Delete a volume connector", since 32, 204, None, None, delete(volume::connector_delete)),
+    endpoint!(GET "/v1/volume/targets", "volume_target_list", "List volume targets", since 32, 200, None, Some("VolumeTargetCollection"), get(volume::target_list)),
+    endpoint!(POST "/v1/volume/targets", "volume_target_create", "Create a volume target", since 32, 201, Some("VolumeTargetCreate"), Some("VolumeTarget"), post(volume::target_create)),
+    endpoint!(GET "/v1/volume/targets/{target}", "volume_target_get", "Show a volume target", since 32, 200, None, Some("VolumeTarget"), get(volume::target_show)),
+    endpoint!(PATCH "/v1/volume/targets/{target}", "volume_target_update", "Update a volume target with a JSON patch (node powered off)", since 32, 200, Some("JsonPatch"), Some("VolumeTarget"), patch(volume::target_update)),
+    endpoint!(DELETE "/v1/volume/targets/{target}", "volume_target_delete", "Delete a volume target", since 32, 204, None, None, delete(volume::target_delete)),
+    endpoint!(GET "/v1/nodes/{node}/volume", "node_volume_get", "Links to a node's volume connectors and targets", since 32, 200, None, Some("Volume"), get(volume::node_root)),
+    endpoint!(GET "/v1/nodes/{node}/volume/connectors", "node_volume_connector_list", "A node's volume connectors", since 32, 200, None, Some("VolumeConnectorCollection"), get(volume::node_connector_list)),
+    endpoint!(GET "/v1/nodes/{node}/volume/targets", "node_volume_target_list", "A node's volume targets", since 32, 200, None, Some("VolumeTargetCollection"), get(volume::node_target_list)),
+    endpoint!(GET "/v1/inspection_rules", "inspection_rule_list", "List inspection rules", since 96, 200, None, Some("InspectionRuleCollection"), get(inspection_rules::list)),
+    endpoint!(POST "/v1/inspection_rules", "inspection_rule_create", "Create an inspection rule", since 96, 201, Some("InspectionRuleCreate"), Some("InspectionRule"), post(inspection_rules::create)),
+    endpoint!(GET "/v1/inspection_rules/{rule}", "inspection_rule_get", "Show an inspection rule (conditions and actions hidden when sensitive)", since 96, 200, None, Some("InspectionRule"), get(inspection_rules::show)),
+    endpoint!(PATCH "/v1/inspection_rules/{rule}", "inspection_rule_update", "Update an inspection rule with a JSON patch", since 96, 200, Some("JsonPatch"), Some("InspectionRule"), patch(inspection_rules::update)),
+    endpoint!(DELETE "/v1/inspection_rules/{rule}", "inspection_rule_delete", "Delete an inspection rule", since 96, 204, None, None, delete(inspection_rules::delete)),
 ];
+
+// OpenAPI schemas the resource modules contribute.
+pub(crate) use inspection_rules::openapi_schemas as inspection_rule_schemas;
+pub(crate) use volume::openapi_schemas as volume_schemas;
 
 pub fn router(state: ApiState) -> Router {
     let max_body = state.config.max_body_bytes;

@@ -693,6 +693,15 @@ pub async fn update(
                 }
             }
         }
+        if changed.iter().any(|key| key == "instance_uuid")
+            && after.get("instance_uuid").is_none_or(Value::is_null)
+            && node.allocation_uuid.is_some()
+        {
+            if super::allocations::release_for_instance_removal(&state, &node).await? {
+                continue; // the allocation went, with the instance: look again
+            }
+            node.allocation_uuid = None;
+        }
         if changed.iter().any(|key| key == "resource_class")
             && node.provision_state == ProvisionState::Active
             && !node.maintenance
@@ -746,7 +755,9 @@ pub async fn delete(
             node.uuid
         )));
     }
-    if let Some(instance) = &node.instance_uuid {
+    // In maintenance a node may go whatever holds it, as in Ironic (its
+    // allocation, if any, goes with it).
+    if let Some(instance) = node.instance_uuid.as_ref().filter(|_| !node.maintenance) {
         return Err(ApiError::Conflict(format!(
             "Node {} is associated with instance {instance}.",
             node.uuid
@@ -953,9 +964,6 @@ pub async fn set_provision_state(
         }
         Some(_) => return Err(ApiError::bad("runbook must be a string")),
     };
-    if request.runbook.is_some() {
-        return Err(ApiError::bad("Runbooks are not supported by this ferric version yet"));
-    }
     request.disable_ramdisk = match body.get("disable_ramdisk") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(flag)) => {
@@ -968,6 +976,10 @@ pub async fn set_provision_state(
         }
         Some(_) => return Err(ApiError::bad("disable_ramdisk must be a boolean")),
     };
+    if request.runbook.is_some() {
+        let node = load(&state, &ident).await?;
+        super::runbooks::apply_to_request(&state, &ctx, &node, canonical, &mut request).await?;
+    }
     request.rescue_password = match body.get("rescue_password") {
         None | Some(Value::Null) => None,
         Some(Value::String(password)) => Some(password.clone()),
@@ -1029,6 +1041,9 @@ pub async fn set_provision_state(
                     node.uuid, node.provision_state
                 ))
             })?;
+        if matches!(canonical, Verb::Active | Verb::Rebuild) {
+            super::deploy_templates::check_instance_traits(&node)?;
+        }
         let owner = snapshot.require_owner(&node)?;
         node.provision_state = transition.to;
         node.target_provision_state = transition.target;

@@ -39,7 +39,7 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
                         "type": "application/vnd.openstack.ironic.v1+json"},
         "version": version_object(&ctx),
     });
-    let resources: [(&str, u16); 9] = [
+    let resources: &[(&str, u16)] = &[
         ("chassis", 1),
         ("nodes", 1),
         ("ports", 1),
@@ -47,11 +47,16 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
         ("lookup", 22),
         ("heartbeat", 22),
         ("portgroups", 23),
+        ("volume", 32),
         ("conductors", 49),
+        ("allocations", 52),
+        ("deploy_templates", 55),
         ("shards", 82),
+        ("inspection_rules", 96),
+        ("runbooks", 92),
     ];
     if let Some(map) = body.as_object_mut() {
-        for (name, minor) in resources {
+        for &(name, minor) in resources {
             if ctx.version.at_least(minor) {
                 map.insert(name.into(), ctx.links(name));
             }

@@ -1,0 +1,323 @@
+//! `/v1/inspection_rules` (1.96): rules checked against inspection data.
+//! Conditions and actions are validated on create and after every patch
+//! (operators, required and unexpected arguments, regexes, networks, traits,
+//! log levels); a `sensitive` rule never shows them and cannot be made
+//! non-sensitive again.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferric_store::{RuleQuery, RuleSortKey, StoreError};
+use ferric_types::inspection::{parse_actions, parse_conditions, MAX_PRIORITY};
+use ferric_types::{InspectionRule, Phase, Timestamp};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::ctx::{Body, Ctx, Listing, Params};
+use crate::error::{ApiError, ApiResult};
+use crate::patch::{self, Fields};
+use crate::view;
+use crate::ApiState;
+
+/// The microversion that introduced inspection rules.
+const SINCE: u16 = 96;
+
+const WRITABLE: &[&str] =
+    &["uuid", "description", "priority", "sensitive", "phase", "conditions", "actions"];
+const PATCHABLE: &[&str] =
+    &["description", "priority", "sensitive", "phase", "conditions", "actions"];
+
+/// Reads below 1.96 are 404; writes are 405, as in Ironic.
+fn require_write(ctx: &Ctx) -> ApiResult<()> {
+    if ctx.version.at_least(SINCE) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed("The API version does not allow inspection rules".into()))
+    }
+}
+
+fn not_found(ident: &str) -> ApiError {
+    ApiError::NotFound(format!("Inspection rule {ident} could not be found."))
+}
+
+async fn load(state: &ApiState, ident: &str) -> ApiResult<InspectionRule> {
+    let uuid = Uuid::parse_str(ident).map_err(|_| not_found(ident))?;
+    state.store.inspection_rule_get(uuid).await.map_err(|error| match error {
+        StoreError::NotFound { .. } => not_found(ident),
+        other => other.into(),
+    })
+}
+
+/// Fills `rule` from a create body or a patched document, collecting
+/// every problem into one 400 as Ironic does.
+fn assign(rule: &mut InspectionRule, doc: &Map<String, Value>) -> ApiResult<()> {
+    let fields = Fields(doc);
+    let mut errors = Vec::new();
+    match fields.opt_string_max("description", 255) {
+        Ok(description) => rule.description = description,
+        Err(error) => errors.push(error.to_string()),
+    }
+    match fields.opt_string_max("phase", 16) {
+        Ok(None) => rule.phase = Phase::Main,
+        Ok(Some(text)) => match Phase::parse(&text) {
+            Some(phase) => rule.phase = phase,
+            None => errors.push(format!(
+                "Invalid phase: {text}. Valid phases are: {}",
+                Phase::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        },
+        Err(error) => errors.push(error.to_string()),
+    }
+    match doc.get("priority") {
+        None | Some(Value::Null) => rule.priority = 0,
+        Some(Value::Number(number)) => match number.as_i64() {
+            Some(n) if n < 0 => {
+                errors.push("Priority cannot be negative for user-defined rules.".into())
+            }
+            Some(n) if n > MAX_PRIORITY => errors.push(format!(
+                "Priority must be between 0 and {MAX_PRIORITY} for user-defined rules."
+            )),
+            Some(n) => rule.priority = n,
+            None => errors
+                .push(format!("Invalid value for priority: expected an integer, got {number}")),
+        },
+        Some(other) => {
+            errors.push(format!("Invalid value for priority: expected an integer, got {other}"))
+        }
+    }
+    match fields.opt_bool("sensitive") {
+        Ok(flag) => rule.sensitive = flag.unwrap_or(false),
+        Err(error) => errors.push(error.to_string()),
+    }
+    match parse_conditions(doc.get("conditions")) {
+        Ok(conditions) => rule.conditions = conditions,
+        Err(error) => errors.push(error.to_string()),
+    }
+    match parse_actions(doc.get("actions")) {
+        Ok(actions) => rule.actions = actions,
+        Err(error) => errors.push(error.to_string()),
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(ApiError::bad(errors.remove(0))),
+        _ => Err(ApiError::bad(format!(
+            "Multiple validation errors occurred: {}",
+            errors.join("; ")
+        ))),
+    }
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Body(body): Body<Value>,
+) -> ApiResult<Response> {
+    require_write(&ctx)?;
+    let Value::Object(doc) = body else {
+        return Err(ApiError::bad("The request body must be a JSON object"));
+    };
+    if let Some(key) = doc.keys().find(|key| !WRITABLE.contains(&key.as_str())) {
+        return Err(ApiError::bad(format!("Unknown attribute for inspection rule: {key}")));
+    }
+    let mut rule = InspectionRule {
+        id: 0,
+        uuid: Fields(&doc).opt_uuid("uuid")?.unwrap_or_else(Uuid::new_v4),
+        description: None,
+        priority: 0,
+        sensitive: false,
+        phase: Phase::Main,
+        conditions: Vec::new(),
+        actions: Vec::new(),
+        built_in: false,
+        created_at: Timestamp::now(),
+        updated_at: None,
+    };
+    assign(&mut rule, &doc)?;
+    let stored = state.store.inspection_rule_create(&rule).await.map_err(|error| match error {
+        StoreError::Duplicate { value, .. } => {
+            ApiError::Conflict(format!("An inspection rule with UUID {value} already exists."))
+        }
+        other => other.into(),
+    })?;
+    let location = format!("{}/v1/inspection_rules/{}", ctx.base_url, stored.uuid);
+    Ok((
+        StatusCode::CREATED,
+        [(http::header::LOCATION, location)],
+        Json(view::inspection_rule(&stored, &ctx, None)),
+    )
+        .into_response())
+}
+
+pub async fn show(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+    mut params: Params,
+) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(SINCE)?;
+    let listing = Listing::parse(&mut params, &ctx, true)?;
+    params.finish()?;
+    if let Some(fields) = &listing.fields {
+        view::check_fields(fields, view::INSPECTION_RULE_FIELDS, &ctx)?;
+    }
+    let rule = load(&state, &ident).await?;
+    Ok(Json(view::inspection_rule(&rule, &ctx, listing.fields.as_deref())))
+}
+
+fn built_in(rule: &InspectionRule) -> ApiError {
+    ApiError::Forbidden(format!(
+        "Inspection rule {} is built in and cannot be changed or deleted through the API.",
+        rule.uuid
+    ))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+    Body(ops): Body<Value>,
+) -> ApiResult<Json<Value>> {
+    require_write(&ctx)?;
+    let mut rule = load(&state, &ident).await?;
+    if rule.built_in {
+        return Err(built_in(&rule));
+    }
+    let mut before = Map::new();
+    before.insert("description".into(), rule.description.clone().into());
+    before.insert("priority".into(), rule.priority.into());
+    before.insert("sensitive".into(), rule.sensitive.into());
+    before.insert("phase".into(), rule.phase.as_str().into());
+    before.insert(
+        "conditions".into(),
+        rule.conditions.iter().map(|c| c.to_json()).collect::<Vec<_>>().into(),
+    );
+    before.insert(
+        "actions".into(),
+        rule.actions.iter().map(|a| a.to_json()).collect::<Vec<_>>().into(),
+    );
+    let known: Vec<&str> = view::INSPECTION_RULE_FIELDS.iter().map(|(name, _)| *name).collect();
+    let after = patch::apply(&before, &ops, PATCHABLE, &known)?;
+    let was_sensitive = rule.sensitive;
+    assign(&mut rule, &after)?;
+    if was_sensitive && !rule.sensitive {
+        return Err(ApiError::bad("Inspection rules cannot have the sensitive flag unset."));
+    }
+    let stored = state.store.inspection_rule_update(&rule).await?;
+    Ok(Json(view::inspection_rule(&stored, &ctx, None)))
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_write(&ctx)?;
+    let rule = load(&state, &ident).await?;
+    if rule.built_in {
+        return Err(built_in(&rule));
+    }
+    state.store.inspection_rule_delete(rule.uuid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    mut params: Params,
+) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(SINCE)?;
+    let phase = match params.take("phase") {
+        None => None,
+        Some(text) => Some(Phase::parse(&text).ok_or_else(|| {
+            ApiError::bad(format!("Invalid phase: {text}. Valid phases are: main"))
+        })?),
+    };
+    let listing = Listing::parse(&mut params, &ctx, true)?;
+    params.finish()?;
+    if listing.detail && listing.fields.is_some() {
+        return Err(ApiError::bad("Can't fetch a subset of fields with 'detail' set"));
+    }
+    if let Some(fields) = &listing.fields {
+        view::check_fields(fields, view::INSPECTION_RULE_FIELDS, &ctx)?;
+    }
+    let sort_key = match &listing.sort_key {
+        None => RuleSortKey::Id,
+        Some(key) if key == "actions" || key == "conditions" => {
+            return Err(ApiError::bad(format!(
+                "The sort_key value {key} is an invalid field for sorting"
+            )))
+        }
+        Some(key) => RuleSortKey::parse(key).ok_or_else(|| {
+            ApiError::bad(format!("The sort_key value \"{key}\" is not a valid sort key"))
+        })?,
+    };
+    let query = RuleQuery { phase, sort_key, page: listing.page.clone() };
+    let rules = state.store.inspection_rule_list(&query).await.map_err(|error| match error {
+        StoreError::NotFound { kind: "marker", ident } => {
+            ApiError::bad(format!("The marker {ident} does not name an existing inspection rule"))
+        }
+        other => other.into(),
+    })?;
+    let defaults: Vec<String> =
+        ["uuid", "priority", "phase", "description"].iter().map(|f| (*f).to_owned()).collect();
+    let fields: Option<&[String]> = match (&listing.fields, listing.detail) {
+        (Some(fields), _) => Some(fields),
+        (None, true) => None,
+        (None, false) => Some(&defaults),
+    };
+    let items = rules.iter().map(|rule| view::inspection_rule(rule, &ctx, fields)).collect();
+    let marker = rules.last().map(|rule| rule.uuid.to_string());
+    Ok(Json(listing.finish_collection(&ctx, "inspection_rules", "inspection_rules", items, marker)))
+}
+
+/// OpenAPI schemas of inspection rules.
+pub(crate) fn openapi_schemas() -> Vec<(&'static str, Value)> {
+    use ferric_types::inspection::{ActionOp, ConditionOp, Multiple};
+    let names = |all: Vec<&'static str>| Value::from(all);
+    let condition_ops: Vec<String> =
+        ConditionOp::ALL.iter().flat_map(|op| [op.as_str().to_owned(), format!("!{op}")]).collect();
+    let condition = json!({"type": "object", "required": ["op", "args"], "properties": {
+        "op": {"type": "string", "enum": condition_ops, "description": "A leading ! inverts the operator"},
+        "args": {"type": ["object", "array"]},
+        "loop": {"type": ["array", "object"]},
+        "multiple": {"type": "string", "enum": names(Multiple::ALL.iter().map(|m| m.as_str()).collect())}}});
+    let action = json!({"type": "object", "required": ["op", "args"], "properties": {
+        "op": {"type": "string", "enum": names(ActionOp::ALL.iter().map(|op| op.as_str()).collect())},
+        "args": {"type": ["object", "array"]},
+        "loop": {"type": ["array", "object"]}}});
+    let writable = json!({
+        "uuid": {"type": "string", "format": "uuid"},
+        "description": {"type": ["string", "null"], "maxLength": 255},
+        "priority": {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY},
+        "sensitive": {"type": ["boolean", "null"]},
+        "phase": {"type": ["string", "null"], "enum": ["main", null]},
+        "conditions": {"type": ["array", "null"], "items": condition},
+        "actions": {"type": ["array", "null"], "minItems": 1, "items": action,
+            "description": "null when the rule is sensitive"},
+    });
+    let mut shown = writable.clone();
+    if let Some(map) = shown.as_object_mut() {
+        map.insert("built_in".into(), json!({"type": "boolean"}));
+        map.insert("created_at".into(), json!({"type": "string", "format": "date-time"}));
+        map.insert("updated_at".into(), json!({"type": ["string", "null"], "format": "date-time"}));
+        map.insert("links".into(), json!({"$ref": "#/components/schemas/Links"}));
+    }
+    vec![
+        (
+            "InspectionRuleCreate",
+            json!({"type": "object", "required": ["actions"],
+            "x-since-microversion": "1.96", "properties": writable}),
+        ),
+        (
+            "InspectionRule",
+            json!({"type": "object", "x-since-microversion": "1.96", "properties": shown}),
+        ),
+        (
+            "InspectionRuleCollection",
+            json!({"type": "object", "required": ["inspection_rules"], "properties": {
+            "inspection_rules": {"type": "array", "items": {"$ref": "#/components/schemas/InspectionRule"}},
+            "next": {"type": "string", "description": "The next page, present when this page is full"}}}),
+        ),
+    ]
+}

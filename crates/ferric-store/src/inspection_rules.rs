@@ -1,0 +1,215 @@
+//! Inspection rules (API 1.96): rows, listings and store methods.
+//! Conditions and actions are stored as their wire JSON and re-validated
+//! when read, so a stored rule is always a typed one.
+
+use ferric_types::inspection::{parse_actions, parse_conditions};
+use ferric_types::{InspectionRule, Phase, Timestamp};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::db::Value;
+use crate::query::Page;
+use crate::rows::{to_json, Reference, Table};
+use crate::sql::Filter;
+use crate::{Result, Store, StoreError};
+
+/// The columns a rule listing may be sorted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleSortKey {
+    #[default]
+    Id,
+    Uuid,
+    Priority,
+    Description,
+    Phase,
+    Sensitive,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl RuleSortKey {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "id" => Self::Id,
+            "uuid" => Self::Uuid,
+            "priority" => Self::Priority,
+            "description" => Self::Description,
+            "phase" => Self::Phase,
+            "sensitive" => Self::Sensitive,
+            "created_at" => Self::CreatedAt,
+            "updated_at" => Self::UpdatedAt,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Uuid => "uuid",
+            Self::Priority => "priority",
+            Self::Description => "COALESCE(description, '')",
+            Self::Phase => "phase",
+            Self::Sensitive => "sensitive",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "COALESCE(updated_at, '')",
+        }
+    }
+}
+
+/// A rule listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleQuery {
+    pub phase: Option<Phase>,
+    pub sort_key: RuleSortKey,
+    pub page: Page,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RuleRow {
+    id: i64,
+    uuid: String,
+    description: Option<String>,
+    priority: i64,
+    sensitive: bool,
+    phase: String,
+    conditions: String,
+    actions: String,
+    built_in: bool,
+    created_at: String,
+    updated_at: Option<String>,
+}
+
+impl Table for RuleRow {
+    const TABLE: &'static str = "inspection_rules";
+    const KIND: &'static str = "inspection rule";
+    const COLUMNS: &'static [&'static str] = &[
+        "uuid",
+        "description",
+        "priority",
+        "sensitive",
+        "phase",
+        "conditions",
+        "actions",
+        "built_in",
+        "created_at",
+        "updated_at",
+    ];
+    const REFERENCES: &'static [Reference] = &[];
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_values(self) -> Vec<Value> {
+        vec![
+            self.uuid.into(),
+            self.description.into(),
+            self.priority.into(),
+            self.sensitive.into(),
+            self.phase.into(),
+            self.conditions.into(),
+            self.actions.into(),
+            self.built_in.into(),
+            self.created_at.into(),
+            self.updated_at.into(),
+        ]
+    }
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what, detail: detail.to_string() }
+}
+
+impl RuleRow {
+    fn from_record(rule: &InspectionRule) -> Result<Self> {
+        let conditions: Vec<Json> = rule.conditions.iter().map(|c| c.to_json()).collect();
+        let actions: Vec<Json> = rule.actions.iter().map(|a| a.to_json()).collect();
+        Ok(Self {
+            id: rule.id,
+            uuid: rule.uuid.to_string(),
+            description: rule.description.clone(),
+            priority: rule.priority,
+            sensitive: rule.sensitive,
+            phase: rule.phase.as_str().to_owned(),
+            conditions: to_json("inspection rule conditions", &conditions)?,
+            actions: to_json("inspection rule actions", &actions)?,
+            built_in: rule.built_in,
+            created_at: rule.created_at.to_text(),
+            updated_at: rule.updated_at.map(Timestamp::to_text),
+        })
+    }
+
+    fn into_record(self) -> Result<InspectionRule> {
+        let json = |what: &'static str, text: &str| -> Result<Json> {
+            serde_json::from_str(text).map_err(|err| corrupt(what, err))
+        };
+        let conditions = json("inspection rule conditions", &self.conditions)?;
+        let actions = json("inspection rule actions", &self.actions)?;
+        Ok(InspectionRule {
+            id: self.id,
+            uuid: Uuid::parse_str(&self.uuid).map_err(|e| corrupt("inspection rule uuid", e))?,
+            description: self.description,
+            priority: self.priority,
+            sensitive: self.sensitive,
+            phase: Phase::parse(&self.phase)
+                .ok_or_else(|| corrupt("inspection rule phase", &self.phase))?,
+            conditions: parse_conditions(Some(&conditions))
+                .map_err(|e| corrupt("inspection rule conditions", e))?,
+            actions: parse_actions(Some(&actions))
+                .map_err(|e| corrupt("inspection rule actions", e))?,
+            built_in: self.built_in,
+            created_at: Timestamp::parse(&self.created_at)
+                .ok_or_else(|| corrupt("inspection rule created_at", &self.created_at))?,
+            updated_at: match self.updated_at {
+                None => None,
+                Some(text) => Some(
+                    Timestamp::parse(&text)
+                        .ok_or_else(|| corrupt("inspection rule updated_at", &text))?,
+                ),
+            },
+        })
+    }
+}
+
+impl Store {
+    /// Duplicate uuid → `Duplicate`.
+    pub async fn inspection_rule_create(&self, rule: &InspectionRule) -> Result<InspectionRule> {
+        self.insert(RuleRow::from_record(rule)?).await?.into_record()
+    }
+
+    pub async fn inspection_rule_get(&self, uuid: Uuid) -> Result<InspectionRule> {
+        self.get::<RuleRow>("uuid", &uuid.to_string()).await?.into_record()
+    }
+
+    /// Writes every field of `rule` (by id and uuid).
+    pub async fn inspection_rule_update(&self, rule: &InspectionRule) -> Result<InspectionRule> {
+        self.update(RuleRow::from_record(rule)?, rule.uuid, None)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "inspection rule",
+                ident: rule.uuid.to_string(),
+            })?
+            .into_record()
+    }
+
+    pub async fn inspection_rule_delete(&self, uuid: Uuid) -> Result<()> {
+        self.delete::<RuleRow>(uuid, None).await
+    }
+
+    pub async fn inspection_rule_list(&self, query: &RuleQuery) -> Result<Vec<InspectionRule>> {
+        let mut filter = Filter::default();
+        if let Some(phase) = query.phase {
+            filter.eq("phase", phase.as_str());
+        }
+        let rows: Vec<RuleRow> = self.list(filter, query.sort_key.column(), &query.page).await?;
+        rows.into_iter().map(RuleRow::into_record).collect()
+    }
+
+    /// Every rule of `phase`, in creation order (for the inspection that
+    /// evaluates them).
+    pub async fn inspection_rules_for_phase(&self, phase: Phase) -> Result<Vec<InspectionRule>> {
+        let query = RuleQuery { phase: Some(phase), ..RuleQuery::default() };
+        let page = Page { limit: None, ..query.page.clone() };
+        self.inspection_rule_list(&RuleQuery { page, ..query }).await
+    }
+}

@@ -1,0 +1,373 @@
+//! Inspection rules (API 1.96) over real HTTP, on SQLite and PostgreSQL:
+//! CRUD, every validation error, sensitive masking, listings and gating.
+
+#![allow(clippy::unwrap_used)]
+
+use ferric_test_utils::for_each_backend;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn rule_body() -> Value {
+    json!({
+        "description": "Dell BMC setup",
+        "priority": 100,
+        "conditions": [
+            {"op": "contains", "args": {"value": "{inventory[system_vendor][manufacturer]}", "regex": "(?i)dell"}},
+            {"op": "!is-empty", "args": {"value": "{inventory[bmc_address]}"}},
+            {"op": "eq", "args": {"values": ["{inventory[system_vendor][product_name]}", "{item}"]},
+             "loop": ["PowerEdge R640", "PowerEdge R650"], "multiple": "any"}
+        ],
+        "actions": [
+            {"op": "set-attribute", "args": {"path": "/driver_info/redfish_address", "value": "https://{inventory[bmc_address]}"}},
+            {"op": "add-trait", "args": {"name": "CUSTOM_DELL"}},
+            {"op": "log", "args": ["matched {node.name}", "warning"]}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn gating() {
+    for_each_backend(|ctx| async move {
+        let old = ctx.request(Method::GET, "/v1/inspection_rules", Some("1.95"), None).await;
+        assert_eq!(old.status, StatusCode::NOT_FOUND);
+        let old_one = ctx
+            .request(
+                Method::GET,
+                &format!("/v1/inspection_rules/{}", Uuid::new_v4()),
+                Some("1.95"),
+                None,
+            )
+            .await;
+        assert_eq!(old_one.status, StatusCode::NOT_FOUND);
+        let old_post = ctx
+            .request(Method::POST, "/v1/inspection_rules", Some("1.95"), Some(rule_body()))
+            .await;
+        assert_eq!(old_post.status, StatusCode::METHOD_NOT_ALLOWED);
+        let old_delete = ctx
+            .request(
+                Method::DELETE,
+                &format!("/v1/inspection_rules/{}", Uuid::new_v4()),
+                Some("1.95"),
+                None,
+            )
+            .await;
+        assert_eq!(old_delete.status, StatusCode::METHOD_NOT_ALLOWED);
+        let v1 = ctx.request(Method::GET, "/v1", Some("1.96"), None).await;
+        assert!(v1.body["inspection_rules"].is_array());
+        let v1_old = ctx.request(Method::GET, "/v1", Some("1.95"), None).await;
+        assert!(v1_old.body.get("inspection_rules").is_none());
+        assert_eq!(
+            ctx.request(Method::GET, "/v1/inspection_rules", Some("1.96"), None).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(ctx.get("/inspection_rules").await.status, StatusCode::OK);
+        ctx
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn create_show_patch_delete() {
+    for_each_backend(|ctx| async move {
+        let created = ctx.post("/v1/inspection_rules", rule_body()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["uuid"].as_str().unwrap().to_owned();
+        assert_eq!(
+            created.header("location"),
+            Some(format!("{}/v1/inspection_rules/{id}", ctx.base).as_str())
+        );
+        assert_eq!(created.body["phase"], "main");
+        assert_eq!(created.body["priority"], 100);
+        assert_eq!(created.body["sensitive"], false);
+        assert_eq!(created.body["built_in"], false);
+        assert_eq!(created.body["conditions"][1]["op"], "!is-empty");
+        assert_eq!(created.body["conditions"][2]["multiple"], "any");
+        assert_eq!(created.body["conditions"][0].get("loop"), None);
+        // The deprecated list form of args comes back named.
+        assert_eq!(
+            created.body["actions"][2]["args"],
+            json!({"msg": "matched {node.name}", "level": "warning"})
+        );
+        assert_eq!(
+            created.body["links"][0]["href"],
+            format!("{}/v1/inspection_rules/{id}", ctx.base)
+        );
+
+        let shown = ctx.get(&format!("/v1/inspection_rules/{id}")).await;
+        assert_eq!(shown.body["actions"], created.body["actions"]);
+        let some = ctx.get(&format!("/v1/inspection_rules/{id}?fields=uuid,priority")).await;
+        assert_eq!(some.body.as_object().unwrap().len(), 3);
+        assert_eq!(
+            ctx.get(&format!("/v1/inspection_rules/{id}?fields=bogus")).await.status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ctx.get("/v1/inspection_rules/nope").await.status, StatusCode::NOT_FOUND);
+        let missing = ctx.get(&format!("/v1/inspection_rules/{}", Uuid::new_v4())).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert!(missing.fault().starts_with("Inspection rule "), "{}", missing.fault());
+
+        let same = ctx
+            .post("/v1/inspection_rules", json!({"uuid": id, "actions": [{"op": "fail", "args": {"msg": "x"}}]}))
+            .await;
+        assert_eq!(same.status, StatusCode::CONFLICT);
+
+        // Patches are validated like creates.
+        let patched = ctx
+            .patch(
+                &format!("/v1/inspection_rules/{id}"),
+                json!([
+                    {"op": "replace", "path": "/priority", "value": 5},
+                    {"op": "add", "path": "/actions/-", "value": {"op": "set-capability", "args": {"name": "boot_mode", "value": "uefi"}}},
+                    {"op": "remove", "path": "/conditions/2"},
+                    {"op": "remove", "path": "/description"}
+                ]),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+        assert_eq!(patched.body["priority"], 5);
+        assert_eq!(patched.body["actions"].as_array().unwrap().len(), 4);
+        assert_eq!(patched.body["conditions"].as_array().unwrap().len(), 2);
+        assert_eq!(patched.body["description"], Value::Null);
+        assert!(patched.body["updated_at"].is_string());
+        for (ops, message) in [
+            (json!([{"op": "replace", "path": "/priority", "value": -1}]), "Priority cannot be negative"),
+            (json!([{"op": "replace", "path": "/phase", "value": "early"}]), "Invalid phase: early"),
+            (json!([{"op": "replace", "path": "/actions", "value": []}]), "at least one action"),
+            (json!([{"op": "remove", "path": "/actions"}]), "actions is required"),
+            (json!([{"op": "replace", "path": "/actions/0/op", "value": "explode"}]), "Unsupported action operator: explode"),
+            (json!([{"op": "add", "path": "/conditions/0/args/extra", "value": 1}]), "unexpected argument(s): extra"),
+            (json!([{"op": "replace", "path": "/built_in", "value": true}]), "internal attribute"),
+            (json!([{"op": "replace", "path": "/uuid", "value": Uuid::new_v4()}]), "internal attribute"),
+            (json!([{"op": "add", "path": "/scope", "value": "x"}]), "not allowed"),
+        ] {
+            let reply = ctx.patch(&format!("/v1/inspection_rules/{id}"), ops.clone()).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{ops}: {:?}", reply.body);
+            assert!(reply.fault().contains(message), "{ops}: {}", reply.fault());
+        }
+        let unchanged = ctx.get(&format!("/v1/inspection_rules/{id}")).await;
+        assert_eq!(unchanged.body["priority"], 5);
+
+        assert_eq!(
+            ctx.delete(&format!("/v1/inspection_rules/{id}")).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            ctx.get(&format!("/v1/inspection_rules/{id}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ctx.delete(&format!("/v1/inspection_rules/{id}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        ctx
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_validation_error_has_a_clear_message() {
+    for_each_backend(|ctx| async move {
+        let log = json!([{"op": "log", "args": {"msg": "m"}}]);
+        let with = |conditions: Value, actions: Value| json!({"conditions": conditions, "actions": actions});
+        let cases = [
+            (json!({}), "actions is required"),
+            (json!({"actions": []}), "at least one action"),
+            (json!({"actions": {}}), "actions must be a list"),
+            (json!({"actions": log, "conditions": {}}), "conditions must be a list"),
+            (json!({"actions": log, "bogus": 1}), "Unknown attribute for inspection rule: bogus"),
+            (json!({"actions": log, "built_in": true}), "Unknown attribute for inspection rule: built_in"),
+            (json!({"actions": log, "phase": "late"}), "Invalid phase: late. Valid phases are: main"),
+            (json!({"actions": log, "priority": -1}), "Priority cannot be negative for user-defined rules."),
+            (json!({"actions": log, "priority": 10000}), "Priority must be between 0 and 9999"),
+            (json!({"actions": log, "priority": "high"}), "Invalid value for priority"),
+            (json!({"actions": log, "sensitive": 3}), "Invalid value for sensitive"),
+            (json!({"actions": log, "description": "d".repeat(256)}), "longer than 255"),
+            (json!({"actions": log, "uuid": "nope"}), "Expected a UUID for uuid"),
+            (with(json!([{"op": "bogus", "args": {}}]), log.clone()), "Unsupported condition operator: bogus"),
+            (with(json!([{"op": "!!eq", "args": {"values": []}}]), log.clone()), "one leading \"!\""),
+            (with(json!([{"args": {}}]), log.clone()), "\"op\" is required"),
+            (with(json!(["eq"]), log.clone()), "each condition must be an object"),
+            (with(json!([{"op": "eq"}]), log.clone()), "\"args\" is required"),
+            (with(json!([{"op": "eq", "args": {}}]), log.clone()), "Invalid parameters for condition operator eq: missing required argument(s): values"),
+            (with(json!([{"op": "eq", "args": {"values": [], "x": 1}}]), log.clone()), "unexpected argument(s): x"),
+            (with(json!([{"op": "eq", "args": {"values": 1}}]), log.clone()), "values must be a list"),
+            (with(json!([{"op": "eq", "args": {"values": [], "force_strings": "yes"}}]), log.clone()), "force_strings must be a boolean"),
+            (with(json!([{"op": "in-net", "args": {"address": "10.0.0.1", "subnet": "10.0.0.0/33"}}]), log.clone()), "invalid subnet"),
+            (with(json!([{"op": "in-net", "args": {"address": "ten", "subnet": "10.0.0.0/8"}}]), log.clone()), "invalid address"),
+            (with(json!([{"op": "matches", "args": {"value": "x", "regex": "[a-"}}]), log.clone()), "invalid regular expression"),
+            (with(json!([{"op": "contains", "args": ["x"]}]), log.clone()), "missing: regex"),
+            (with(json!([{"op": "is-none", "args": [1, 2]}]), log.clone()), "too many arguments"),
+            (with(json!([{"op": "eq", "args": {"values": []}, "multiple": "most"}]), log.clone()), "invalid multiple \"most\""),
+            (with(json!([{"op": "eq", "args": {"values": []}, "loop": "abc"}]), log.clone()), "\"loop\" must be a list or an object"),
+            (with(json!([]), json!([{"op": "launch", "args": {}}])), "Unsupported action operator: launch"),
+            (with(json!([]), json!([{"op": "set-attribute", "args": {"path": "/extra/x"}}])), "Invalid parameters for action operator set-attribute: missing required argument(s): value"),
+            (with(json!([]), json!([{"op": "set-attribute", "args": {"path": "", "value": 1}}])), "path must be a non-empty string"),
+            (with(json!([]), json!([{"op": "log", "args": {"msg": "m", "level": "loud"}}])), "invalid log level"),
+            (with(json!([]), json!([{"op": "add-trait", "args": {"name": "gpu"}}])), "invalid trait \"gpu\""),
+            (with(json!([]), json!([{"op": "extend-attribute", "args": {"path": "/extra/l", "value": 1, "unique": "y"}}])), "unique must be a boolean"),
+            (with(json!([]), json!([{"op": "api-call", "args": {"url": "file:///etc/passwd"}}])), "http:// or https://"),
+            (with(json!([]), json!([{"op": "api-call", "args": {"url": "http://x", "timeout": 0}}])), "timeout must be a number greater than zero"),
+            (with(json!([]), json!([{"op": "unset-plugin-data", "args": 5}])), "args must be either a list or dictionary"),
+        ];
+        for (body, message) in cases {
+            let reply = ctx.post("/v1/inspection_rules", body.clone()).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(reply.fault().contains(message), "{body}: {}", reply.fault());
+        }
+        // Several problems are reported together.
+        let many = ctx
+            .post(
+                "/v1/inspection_rules",
+                json!({"priority": -5, "phase": "x", "actions": [{"op": "log", "args": {}}]}),
+            )
+            .await;
+        assert_eq!(many.status, StatusCode::BAD_REQUEST);
+        assert!(many.fault().starts_with("Multiple validation errors occurred: "), "{}", many.fault());
+        assert!(many.fault().contains("Invalid phase") && many.fault().contains("Priority"));
+        // Templated arguments are only checked at inspection time.
+        let templated = ctx
+            .post(
+                "/v1/inspection_rules",
+                json!({"conditions": [{"op": "in-net", "args": {"address": "{inventory[bmc_address]}", "subnet": "{plugin_data[net]}"}}],
+                       "actions": [{"op": "add-trait", "args": {"name": "{item}"}, "loop": ["CUSTOM_A"]}]}),
+            )
+            .await;
+        assert_eq!(templated.status, StatusCode::CREATED, "{:?}", templated.body);
+        assert!(ctx.get("/v1/inspection_rules").await.body["inspection_rules"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1);
+        ctx
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sensitive_rules_hide_conditions_and_actions() {
+    for_each_backend(|ctx| async move {
+        let mut body = rule_body();
+        body["sensitive"] = json!(true);
+        let created = ctx.post("/v1/inspection_rules", body).await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        assert_eq!(created.body["conditions"], Value::Null);
+        assert_eq!(created.body["actions"], Value::Null);
+        let id = created.body["uuid"].as_str().unwrap().to_owned();
+        let shown = ctx.get(&format!("/v1/inspection_rules/{id}")).await;
+        assert_eq!(shown.body["sensitive"], true);
+        assert_eq!(shown.body["actions"], Value::Null);
+        let listed = ctx.get("/v1/inspection_rules?detail=True").await;
+        assert_eq!(listed.body["inspection_rules"][0]["conditions"], Value::Null);
+        let selected = ctx.get(&format!("/v1/inspection_rules/{id}?fields=actions")).await;
+        assert_eq!(selected.body["actions"], Value::Null);
+        // Still stored, and still evaluated.
+        let stored = ctx.store.inspection_rule_get(Uuid::parse_str(&id).unwrap()).await.unwrap();
+        assert_eq!(stored.actions.len(), 3);
+
+        // The flag cannot be unset, by replace or remove.
+        for ops in [
+            json!([{"op": "replace", "path": "/sensitive", "value": false}]),
+            json!([{"op": "remove", "path": "/sensitive"}]),
+        ] {
+            let reply = ctx.patch(&format!("/v1/inspection_rules/{id}"), ops).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+            assert_eq!(reply.fault(), "Inspection rules cannot have the sensitive flag unset.");
+        }
+        // Other changes work, and do not lose the hidden actions.
+        let patched = ctx
+            .patch(
+                &format!("/v1/inspection_rules/{id}"),
+                json!([{"op": "replace", "path": "/description", "value": "secret"}]),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::OK);
+        assert_eq!(patched.body["actions"], Value::Null);
+        let stored = ctx.store.inspection_rule_get(Uuid::parse_str(&id).unwrap()).await.unwrap();
+        assert_eq!(stored.actions.len(), 3);
+        assert_eq!(stored.description.as_deref(), Some("secret"));
+        // A plain rule may become sensitive.
+        let plain = ctx
+            .post("/v1/inspection_rules", json!({"actions": [{"op": "log", "args": {"msg": "m"}}]}))
+            .await;
+        let plain = plain.body["uuid"].as_str().unwrap().to_owned();
+        let hidden = ctx
+            .patch(
+                &format!("/v1/inspection_rules/{plain}"),
+                json!([{"op": "replace", "path": "/sensitive", "value": true}]),
+            )
+            .await;
+        assert_eq!(hidden.body["actions"], Value::Null);
+        ctx
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listings() {
+    for_each_backend(|ctx| async move {
+        for (priority, description) in [(10, "b"), (50, "a"), (0, "c")] {
+            let reply = ctx
+                .post(
+                    "/v1/inspection_rules",
+                    json!({"priority": priority, "description": description,
+                           "actions": [{"op": "log", "args": {"msg": description}}]}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED);
+        }
+        let list = ctx.get("/v1/inspection_rules").await;
+        let items = list.body["inspection_rules"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        let keys: Vec<&String> = items[0].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["description", "links", "phase", "priority", "uuid"]);
+        let detail = ctx.get("/v1/inspection_rules?detail=true").await;
+        assert!(detail.body["inspection_rules"][0]["actions"].is_array());
+        let fields = ctx.get("/v1/inspection_rules?fields=priority").await;
+        assert_eq!(fields.body["inspection_rules"][0].as_object().unwrap().len(), 2);
+        assert_eq!(
+            ctx.get("/v1/inspection_rules?fields=priority&detail=true").await.status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ctx.get("/v1/inspection_rules?phase=main").await.body["inspection_rules"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        let bad_phase = ctx.get("/v1/inspection_rules?phase=late").await;
+        assert_eq!(bad_phase.status, StatusCode::BAD_REQUEST);
+
+        let sorted = ctx.get("/v1/inspection_rules?sort_key=priority&sort_dir=desc").await;
+        let priorities: Vec<i64> = sorted.body["inspection_rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["priority"].as_i64().unwrap())
+            .collect();
+        assert_eq!(priorities, [50, 10, 0]);
+        let page = ctx.get("/v1/inspection_rules?sort_key=description&limit=2").await;
+        assert_eq!(page.body["inspection_rules"][1]["description"], "b");
+        let next = page.body["next"].as_str().unwrap().to_owned();
+        assert!(next.contains("sort_key=description"), "{next}");
+        let rest = ctx.get(next.trim_start_matches(&ctx.base)).await;
+        assert_eq!(rest.body["inspection_rules"][0]["description"], "c");
+        assert!(rest.body.get("next").is_none());
+        for bad in [
+            "sort_key=actions",
+            "sort_key=conditions",
+            "sort_key=bogus",
+            "limit=-1",
+            "marker=x",
+            "bogus=1",
+        ] {
+            let reply = ctx.get(&format!("/v1/inspection_rules?{bad}")).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let actions = ctx.get("/v1/inspection_rules?sort_key=actions").await;
+        assert!(actions.fault().contains("invalid field for sorting"), "{}", actions.fault());
+        ctx
+    })
+    .await;
+}
