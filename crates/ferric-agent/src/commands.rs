@@ -262,7 +262,7 @@ impl Agent {
 
     fn finished_now(&self, command: &str, result: Value) -> Result<CommandResult, CommandError> {
         let record = self.push(CommandResult {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::fresh_uuid().to_string(),
             command_name: command.to_owned(),
             command_status: CommandStatus::Succeeded,
             command_error: None,
@@ -282,7 +282,7 @@ impl Agent {
         F: FnOnce(Arc<Agent>, Progress) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Value, RunError>> + Send + 'static,
     {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::fresh_uuid().to_string();
         let progress = Progress::default();
         {
             let mut running = lock(&self.running);

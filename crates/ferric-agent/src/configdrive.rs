@@ -556,7 +556,7 @@ fn add_gpt_partition(
     let type_guid = uuid::Uuid::parse_str(LINUX_DATA_GUID)
         .map_err(|e| part_err(format!("bad partition type GUID: {e}")))?;
     entry[0..16].copy_from_slice(&type_guid.to_bytes_le());
-    entry[16..32].copy_from_slice(&uuid::Uuid::new_v4().to_bytes_le());
+    entry[16..32].copy_from_slice(&crate::fresh_uuid().to_bytes_le());
     entry[32..40].copy_from_slice(&start.to_le_bytes());
     entry[40..48].copy_from_slice(&end.to_le_bytes());
     for (i, unit) in CONFIG_DRIVE_LABEL.encode_utf16().enumerate() {

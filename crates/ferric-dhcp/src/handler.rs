@@ -212,7 +212,16 @@ fn add_boot(reply: &mut Packet, request: &Packet, choice: &BootChoice, echo_vend
     if let Some(uuid) = request.option(code::CLIENT_UUID) {
         reply.set_option(code::CLIENT_UUID, uuid);
     }
+    if boot::classify(request) == ClientKind::Ipxe {
+        // This server answers authoritatively (add_boot is not used for
+        // proxyDHCP): tell iPXE not to wait for proxyDHCP offers, which it
+        // otherwise does for ~3 s on every boot.
+        reply.set_option(code::IPXE_ENCAP, IPXE_NO_PXEDHCP);
+    }
 }
+
+/// iPXE's encapsulated option 175: suboption 176 (`no-pxedhcp`) = 1.
+const IPXE_NO_PXEDHCP: [u8; 3] = [176, 1, 1];
 
 /// Echoes option 82 to the relay (RFC 3046 §2.2), last.
 fn finish(mut reply: Packet, request: &Packet, nak: bool) -> Reply {
@@ -319,7 +328,7 @@ fn discover(
     if let Some(choice) = boot::choose(request, ctx.config, mac, reservation) {
         add_boot(&mut reply, request, &choice, choice.vendor_class == Some("HTTPClient"));
     }
-    tracing::info!(%mac, %ip, "DHCPOFFER");
+    tracing::debug!(%mac, %ip, "DHCPOFFER");
     Some(finish(reply, request, false))
 }
 
@@ -374,7 +383,7 @@ fn request_(
     if let Some(choice) = boot::choose(request, ctx.config, mac, reservation) {
         add_boot(&mut reply, request, &choice, choice.vendor_class == Some("HTTPClient"));
     }
-    tracing::info!(%mac, %ip, "DHCPACK");
+    tracing::debug!(%mac, %ip, "DHCPACK");
     Some(finish(reply, request, false))
 }
 

@@ -462,6 +462,19 @@ fn boot_file_by_client_type() {
 }
 
 #[test]
+fn ipxe_is_told_not_to_wait_for_proxy_dhcp() {
+    let f = Fixture::new(Mode::Authoritative);
+    let ipxe = with(pxe(request(DISCOVER, DYN_MAC), 0), code::USER_CLASS, "iPXE");
+    let r = f.send(&ipxe).unwrap();
+    assert_eq!(r.packet.option(code::IPXE_ENCAP), Some([176u8, 1, 1].as_slice()));
+    // Firmware PXE clients and plain clients get no iPXE options.
+    let r = f.send(&pxe(request(DISCOVER, DYN_MAC), 0)).unwrap();
+    assert_eq!(r.packet.option(code::IPXE_ENCAP), None);
+    let r = f.send(&request(DISCOVER, DYN_MAC)).unwrap();
+    assert_eq!(r.packet.option(code::IPXE_ENCAP), None);
+}
+
+#[test]
 fn boot_files_and_templates_are_configurable() {
     let mut f = Fixture::new(Mode::Authoritative);
     f.config.boot.uefi_file = "ipxe.efi".into();
