@@ -88,7 +88,9 @@ impl From<ConductorError> for ApiError {
         let message = error.to_string();
         match error {
             ConductorError::NodeNotFound { .. } => Self::NotFound(message),
-            ConductorError::NodeLocked { .. } => Self::Conflict(message),
+            ConductorError::NodeLocked { .. } | ConductorError::Conflict(_) => {
+                Self::Conflict(message)
+            }
             ConductorError::Invalid(_) | ConductorError::Unsupported(_) => {
                 Self::BadRequest(message)
             }

@@ -333,6 +333,8 @@ fn schemas() -> BTreeMap<&'static str, Value> {
     for (name, schema) in crate::handlers::volume_schemas()
         .into_iter()
         .chain(crate::handlers::inspection_rule_schemas())
+        .chain(crate::handlers::node_extra_schemas())
+        .chain(crate::handlers::event_schemas())
     {
         schemas.insert(name, schema);
     }

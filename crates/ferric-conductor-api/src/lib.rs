@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use ferric_types::{BootDevice, HardwareType, InterfaceKind};
+use ferric_types::{BootDevice, HardwareType, InterfaceKind, VirtualMedia, VmediaDevice};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -41,6 +41,10 @@ pub enum ConductorError {
         "node {node} is locked by host {host}, please retry after the current operation is completed"
     )]
     NodeLocked { node: Uuid, host: String },
+    /// The request conflicts with the node's current configuration (a VIF
+    /// already attached).
+    #[error("{0}")]
+    Conflict(String),
     /// The request is wrong for this node (bad argument, unsupported device).
     #[error("{0}")]
     Invalid(String),
@@ -56,6 +60,15 @@ pub enum ConductorError {
     /// Anything else: a bug or a store failure.
     #[error("{0}")]
     Internal(String),
+}
+
+/// A VIF to attach (`POST /v1/nodes/{node}/vifs`): its id, and optionally
+/// the port or portgroup to attach it to (API 1.67).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VifAttach {
+    pub id: String,
+    pub port_uuid: Option<Uuid>,
+    pub portgroup_uuid: Option<Uuid>,
 }
 
 /// The calls an API server makes to the conductor that owns a node.
@@ -85,4 +98,25 @@ pub trait ConductorApi: Send + Sync {
         &self,
         hardware_type: HardwareType,
     ) -> Result<BTreeMap<String, String>, ConductorError>;
+
+    /// Attaches a VIF to a free port or portgroup of the node (stored in
+    /// its `internal_info.tenant_vif_port_id`), under the node's lock.
+    async fn vif_attach(&self, node: Uuid, vif: VifAttach) -> Result<(), ConductorError>;
+
+    /// Detaches a VIF from whichever port or portgroup of the node holds it.
+    async fn vif_detach(&self, node: Uuid, vif_id: &str) -> Result<(), ConductorError>;
+
+    /// Attaches an image as virtual media through the management interface.
+    async fn attach_virtual_media(
+        &self,
+        node: Uuid,
+        media: VirtualMedia,
+    ) -> Result<(), ConductorError>;
+
+    /// Detaches virtual media from `devices` (all when empty).
+    async fn detach_virtual_media(
+        &self,
+        node: Uuid,
+        devices: Vec<VmediaDevice>,
+    ) -> Result<(), ConductorError>;
 }

@@ -19,18 +19,19 @@ mod ops;
 mod periodic;
 mod record;
 mod templates;
+mod vifs;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferric_conductor_api::{
-    BootDeviceInfo, ConductorApi, ConductorError, InterfaceValidation, ValidationReport,
+    BootDeviceInfo, ConductorApi, ConductorError, InterfaceValidation, ValidationReport, VifAttach,
 };
 use ferric_driver::hardware::SUPPORTED_HARDWARE_TYPES;
 use ferric_driver::{hardware_type_support, DriverError, DriverSet};
-use ferric_store::{Store, StoreError};
-use ferric_types::{BootDevice, HardwareType, InterfaceKind, Node};
+use ferric_store::{PortQuery, Store, StoreError};
+use ferric_types::{BootDevice, HardwareType, InterfaceKind, Node, VirtualMedia, VmediaDevice};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -194,6 +195,54 @@ impl Conductor {
     }
 }
 
+fn store_error(error: StoreError) -> ConductorError {
+    ConductorError::Internal(error.to_string())
+}
+
+impl Conductor {
+    /// The node's ports and portgroups.
+    async fn port_likes(
+        &self,
+        node: Uuid,
+    ) -> Result<(Vec<ferric_types::Port>, Vec<ferric_types::Portgroup>), ConductorError> {
+        let query = PortQuery { node_uuid: Some(node), ..PortQuery::default() };
+        let ports = self.inner.store.port_list(&query).await.map_err(store_error)?;
+        let groups = self.inner.store.portgroup_list(&query).await.map_err(store_error)?;
+        Ok((ports, groups))
+    }
+
+    /// Sets (`Some`) or clears the tenant VIF of a port or portgroup.
+    async fn write_vif(
+        &self,
+        target: vifs::Target,
+        vif: Option<&str>,
+    ) -> Result<(), ConductorError> {
+        let apply = |info: &mut ferric_types::JsonObject| match vif {
+            Some(id) => {
+                info.insert(vifs::TENANT_VIF_KEY.into(), id.into());
+            }
+            None => {
+                info.remove(vifs::TENANT_VIF_KEY);
+            }
+        };
+        let store = &self.inner.store;
+        match target {
+            vifs::Target::Port(uuid) => {
+                let mut port = store.port_get(uuid).await.map_err(store_error)?;
+                apply(&mut port.internal_info);
+                store.port_update(&port).await.map_err(store_error)?;
+            }
+            vifs::Target::Portgroup(uuid) => {
+                let mut group =
+                    store.portgroup_get(&uuid.to_string()).await.map_err(store_error)?;
+                apply(&mut group.internal_info);
+                store.portgroup_update(&group).await.map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn driver_error(error: DriverError) -> ConductorError {
     match error {
         DriverError::Timeout(_) | DriverError::Hardware(_) => {
@@ -304,5 +353,94 @@ impl ConductorApi for Conductor {
             .flat_map(|interface| interface.properties())
             .map(|(key, description)| (key.to_owned(), description.to_owned()))
             .collect())
+    }
+
+    async fn vif_attach(&self, uuid: Uuid, vif: VifAttach) -> Result<(), ConductorError> {
+        self.with_lock(uuid, |node| async move {
+            let (ports, groups) = self.port_likes(uuid).await?;
+            let target = vifs::choose(&vif, &ports, &groups)?;
+            self.write_vif(target, Some(&vif.id)).await?;
+            tracing::info!(node = %uuid, vif = %vif.id, ?target, "VIF attached");
+            Ok(((), node))
+        })
+        .await
+    }
+
+    async fn vif_detach(&self, uuid: Uuid, vif_id: &str) -> Result<(), ConductorError> {
+        self.with_lock(uuid, |node| async move {
+            let (ports, groups) = self.port_likes(uuid).await?;
+            let holder = ports
+                .iter()
+                .find(|p| vifs::list(std::slice::from_ref(*p), &[]).iter().any(|v| v == vif_id))
+                .map(|p| vifs::Target::Port(p.uuid))
+                .or_else(|| {
+                    groups
+                        .iter()
+                        .find(|g| {
+                            vifs::list(&[], std::slice::from_ref(*g)).iter().any(|v| v == vif_id)
+                        })
+                        .map(|g| vifs::Target::Portgroup(g.uuid))
+                })
+                .ok_or_else(|| {
+                    ConductorError::Invalid(format!(
+                        "Unable to detach VIF {vif_id} from node {uuid} because it is not \
+                         attached to it."
+                    ))
+                })?;
+            self.write_vif(holder, None).await?;
+            tracing::info!(node = %uuid, vif = %vif_id, "VIF detached");
+            Ok(((), node))
+        })
+        .await
+    }
+
+    async fn attach_virtual_media(
+        &self,
+        uuid: Uuid,
+        media: VirtualMedia,
+    ) -> Result<(), ConductorError> {
+        self.with_lock(uuid, |mut node| async move {
+            let drivers = DriverSet::load(&node).map_err(driver_error)?;
+            drivers.management.validate(&node).map_err(driver_error)?;
+            // Ironic accepts the request and fails later, in the background
+            // (the error lands in the node's history); refusing at once
+            // tells the caller.
+            drivers
+                .management
+                .attach_virtual_media(&mut node, &media)
+                .await
+                .map_err(|error| vmedia_error(&node, "attach_virtual_media", error))?;
+            Ok(((), node))
+        })
+        .await
+    }
+
+    async fn detach_virtual_media(
+        &self,
+        uuid: Uuid,
+        devices: Vec<VmediaDevice>,
+    ) -> Result<(), ConductorError> {
+        self.with_lock(uuid, |mut node| async move {
+            let drivers = DriverSet::load(&node).map_err(driver_error)?;
+            drivers.management.validate(&node).map_err(driver_error)?;
+            drivers
+                .management
+                .detach_virtual_media(&mut node, &devices)
+                .await
+                .map_err(|error| vmedia_error(&node, "detach_virtual_media", error))?;
+            Ok(((), node))
+        })
+        .await
+    }
+}
+
+/// Ironic's wording for a driver without virtual media support.
+fn vmedia_error(node: &Node, extension: &str, error: DriverError) -> ConductorError {
+    match error {
+        DriverError::Unsupported { .. } => ConductorError::Unsupported(format!(
+            "Driver {} does not support {extension} (disabled or not implemented).",
+            node.driver
+        )),
+        other => driver_error(other),
     }
 }

@@ -459,6 +459,12 @@ async fn finish(
             // The agent's token and address are good for one operation only.
             forget_agent(fresh);
             fresh.driver_internal_info.remove(RAMDISK_BOOTED);
+            // Nor do step lists outlive their operation (an abort or a
+            // failure left them behind), as Ironic wipes them.
+            for phase in [StepPhase::Deploy, StepPhase::Clean, StepPhase::Service] {
+                fresh.driver_internal_info.remove(steps_key(phase));
+                fresh.driver_internal_info.remove(index_key(phase));
+            }
         }
         if event_is_terminal(&ending) {
             fresh.clean_step = JsonObject::new();
@@ -999,10 +1005,20 @@ async fn run_steps(
             }
             _ => {
                 let interface = step_interface(drivers, step)?;
-                interface
+                let outcome = interface
                     .execute_step(&mut node, step)
                     .await
-                    .map_err(|error| step_failed(&node, phase, step, error))?
+                    .map_err(|error| step_failed(&node, phase, step, error))?;
+                // What the BMC reports after a bios step is cached for
+                // GET /v1/nodes/{node}/bios.
+                if let Some(settings) = interface.bios_settings(&node) {
+                    let settings: Vec<ferric_types::BiosSetting> = settings
+                        .iter()
+                        .map(|(name, value)| ferric_types::BiosSetting::new(node.uuid, name, value))
+                        .collect();
+                    inner.store.bios_settings_replace(node.uuid, &settings).await?;
+                }
+                outcome
             }
         };
         tracing::info!(

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use ferric_types::{BootDevice, InterfaceKind, Node, PowerState, PowerTarget};
+use ferric_types::{
+    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VmediaDevice,
+};
 use rand::Rng;
 use serde_json::Value;
 
@@ -20,6 +22,53 @@ use crate::steps::{Step, StepPhase};
 
 const BOOT_DEVICE_KEY: &str = "fake_boot_device";
 const BOOT_PERSISTENT_KEY: &str = "fake_boot_device_persistent";
+/// The fake BMC's attached virtual media: `{device: {image_url, ...}}`.
+const VMEDIA_KEY: &str = "fake_vmedia";
+/// The fake BMC's BIOS settings: `[{name, value}]`.
+const BIOS_KEY: &str = "fake_bios_settings";
+
+/// The fake BIOS steps (all manual, as in Ironic's fake bios interface).
+fn bios_step(node: &mut Node, step: &Step) -> Result<(), DriverError> {
+    let invalid = |reason: &str| DriverError::InvalidStepArgs {
+        step: step.step.clone(),
+        reason: reason.to_owned(),
+    };
+    match step.step.as_str() {
+        "apply_configuration" => {
+            let settings = step
+                .args
+                .get("settings")
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid("\"settings\" must be a list of {name, value}"))?;
+            let mut applied: Vec<Value> = Vec::with_capacity(settings.len());
+            for setting in settings {
+                let name = setting.get("name").and_then(Value::as_str);
+                let value = setting.get("value").and_then(|v| match v {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    Value::Bool(flag) => Some(flag.to_string()),
+                    _ => None,
+                });
+                let (Some(name), Some(value)) = (name, value) else {
+                    return Err(invalid("each setting needs a \"name\" and a scalar \"value\""));
+                };
+                applied.retain(|known| known["name"] != name);
+                applied.push(serde_json::json!({"name": name, "value": value}));
+            }
+            node.driver_internal_info.insert(BIOS_KEY.into(), Value::Array(applied));
+            Ok(())
+        }
+        "factory_reset" => {
+            node.driver_internal_info.insert(BIOS_KEY.into(), Value::Array(Vec::new()));
+            Ok(())
+        }
+        "cache_bios_settings" => Ok(()),
+        other => Err(DriverError::Unsupported {
+            interface: InterfaceKind::Bios,
+            operation: format!("step {other}"),
+        }),
+    }
+}
 
 /// The delay configured for `kind` on this node, if any.
 pub fn configured_delay(node: &Node, kind: InterfaceKind) -> Result<Option<Duration>, DriverError> {
@@ -78,6 +127,12 @@ impl Interface for Fake {
             (InterfaceKind::Deploy, StepPhase::Deploy) => {
                 vec![Step::new(InterfaceKind::Deploy, "deploy", 100)]
             }
+            (InterfaceKind::Bios, StepPhase::Clean | StepPhase::Service) => {
+                ["apply_configuration", "factory_reset", "cache_bios_settings"]
+                    .into_iter()
+                    .map(|name| Step::new(InterfaceKind::Bios, name, 0))
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -87,13 +142,29 @@ impl Interface for Fake {
         true
     }
 
-    async fn execute_step(
-        &self,
-        node: &mut Node,
-        _step: &Step,
-    ) -> Result<StepOutcome, DriverError> {
+    async fn execute_step(&self, node: &mut Node, step: &Step) -> Result<StepOutcome, DriverError> {
         pause(node, self.0).await?;
+        if self.0 == InterfaceKind::Bios {
+            bios_step(node, step)?;
+        }
         Ok(StepOutcome::Done)
+    }
+
+    fn bios_settings(&self, node: &Node) -> Option<Vec<(String, String)>> {
+        if self.0 != InterfaceKind::Bios {
+            return None;
+        }
+        let stored = node.driver_internal_info.get(BIOS_KEY)?.as_array()?;
+        Some(
+            stored
+                .iter()
+                .filter_map(|setting| {
+                    let name = setting.get("name")?.as_str()?;
+                    let value = setting.get("value")?.as_str()?;
+                    Some((name.to_owned(), value.to_owned()))
+                })
+                .collect(),
+        )
     }
 }
 
@@ -168,6 +239,50 @@ impl ManagementInterface for Fake {
         pause(node, InterfaceKind::Management).await?;
         node.driver_internal_info.insert(BOOT_DEVICE_KEY.into(), device.as_str().into());
         node.driver_internal_info.insert(BOOT_PERSISTENT_KEY.into(), persistent.into());
+        Ok(())
+    }
+
+    /// The fake BMC takes any image and remembers it per device.
+    async fn attach_virtual_media(
+        &self,
+        node: &mut Node,
+        media: &VirtualMedia,
+    ) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Management).await?;
+        let mut attached = match node.driver_internal_info.remove(VMEDIA_KEY) {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        attached.insert(
+            media.device_type.as_str().into(),
+            serde_json::json!({
+                "image_url": media.image_url,
+                "image_download_source": media.image_download_source.as_str(),
+            }),
+        );
+        node.driver_internal_info.insert(VMEDIA_KEY.into(), Value::Object(attached));
+        Ok(())
+    }
+
+    async fn detach_virtual_media(
+        &self,
+        node: &mut Node,
+        devices: &[VmediaDevice],
+    ) -> Result<(), DriverError> {
+        pause(node, InterfaceKind::Management).await?;
+        let mut attached = match node.driver_internal_info.remove(VMEDIA_KEY) {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        if devices.is_empty() {
+            attached.clear();
+        }
+        for device in devices {
+            attached.remove(device.as_str());
+        }
+        if !attached.is_empty() {
+            node.driver_internal_info.insert(VMEDIA_KEY.into(), Value::Object(attached));
+        }
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use ferric_types::{BootDevice, InterfaceKind, Node, PowerState, PowerTarget};
+use ferric_types::{
+    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VmediaDevice,
+};
 
 use crate::error::DriverError;
 use crate::steps::{Step, StepPhase};
@@ -71,6 +73,14 @@ pub trait Interface: Send + Sync {
         let _ = (node, step);
         Ok(StepOutcome::Done)
     }
+
+    /// The BIOS settings the BMC reports now (`name`, `value`), for bios
+    /// interfaces that can read them. The conductor stores them after each
+    /// of the interface's steps; `None`: nothing to record.
+    fn bios_settings(&self, node: &Node) -> Option<Vec<(String, String)>> {
+        let _ = node;
+        None
+    }
 }
 
 /// Power control.
@@ -106,6 +116,33 @@ pub trait ManagementInterface: Interface {
         device: BootDevice,
         persistent: bool,
     ) -> Result<(), DriverError>;
+
+    /// Attaches an image as virtual media. Unsupported by default.
+    async fn attach_virtual_media(
+        &self,
+        node: &mut Node,
+        media: &VirtualMedia,
+    ) -> Result<(), DriverError> {
+        let _ = (node, media);
+        Err(DriverError::Unsupported {
+            interface: InterfaceKind::Management,
+            operation: "attach_virtual_media".into(),
+        })
+    }
+
+    /// Detaches the images of `devices` (all when empty). Unsupported by
+    /// default.
+    async fn detach_virtual_media(
+        &self,
+        node: &mut Node,
+        devices: &[VmediaDevice],
+    ) -> Result<(), DriverError> {
+        let _ = (node, devices);
+        Err(DriverError::Unsupported {
+            interface: InterfaceKind::Management,
+            operation: "detach_virtual_media".into(),
+        })
+    }
 }
 
 /// Getting the deploy ramdisk or the instance booted.

@@ -15,6 +15,7 @@ mod error;
 mod inspection_rules;
 mod query;
 mod rows;
+mod settings;
 mod sql;
 mod templates;
 pub mod testing;

@@ -9,8 +9,10 @@ pub mod driver;
 pub mod inspection;
 pub mod power;
 pub mod provision;
+pub mod raid;
 pub mod records;
 pub mod ring;
+pub mod settings;
 pub mod templates;
 pub mod validate;
 pub mod volume;
@@ -25,6 +27,9 @@ pub use provision::{
 pub use records::{
     Chassis, ConductorRecord, HistoryEvent, Interfaces, JsonObject, Node, PendingAction, Port,
     Portgroup, ProvisionRequest, Severity, Timestamp,
+};
+pub use settings::{
+    BiosSetting, FirmwareComponent, ImageDownloadSource, VirtualMedia, VmediaDevice,
 };
 pub use templates::{DeployTemplate, Runbook, RunbookStep, StepInterface, TemplateStep};
 pub use volume::{ConnectorType, VolumeConnector, VolumeTarget};

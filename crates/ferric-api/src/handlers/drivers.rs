@@ -20,10 +20,12 @@ fn driver_json(
     let mut out = Map::new();
     out.insert("name".into(), driver.as_str().into());
     out.insert("hosts".into(), hosts.to_vec().into());
-    out.insert("type".into(), "dynamic".into());
     out.insert("links".into(), ctx.links(&format!("drivers/{driver}")));
     if ctx.version.at_least(14) {
         out.insert("properties".into(), ctx.links(&format!("drivers/{driver}/properties")));
+    }
+    if ctx.version.at_least(30) {
+        out.insert("type".into(), "dynamic".into());
     }
     if detail && ctx.version.at_least(30) {
         let support = snapshot.driver_support(driver);
@@ -65,12 +67,16 @@ pub async fn list(
         .take_since("fields", &ctx, 77)?
         .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
     params.finish()?;
+    if detail && fields.is_some() {
+        return Err(ApiError::bad("Can not specify ?detail=True and fields in the same request."));
+    }
     match kind.as_deref() {
         None | Some("dynamic") => {}
         Some("classic") => return Ok(Json(json!({"drivers": []}))),
         Some(other) => {
             return Err(ApiError::bad(format!(
-                "Invalid driver type \"{other}\": use classic or dynamic"
+                "\"type\" filter must be one of \"classic\" or \"dynamic\", if specified \
+                 (got \"{other}\")."
             )))
         }
     }
@@ -118,4 +124,22 @@ pub async fn properties(
     let (driver, _) = find(&snapshot, &name)?;
     let properties = state.conductor.driver_properties(driver).await?;
     Ok(Json(json!(properties)))
+}
+
+/// `GET /v1/drivers/{driver}/raid/logical_disk_properties` (1.12): the
+/// properties a logical disk of a target RAID configuration may have.
+pub async fn raid_logical_disk_properties(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    // Ironic answers 406 below 1.12 here (the drivers controller exists).
+    ctx.version.require(12, "RAID logical disk properties")?;
+    let snapshot = state.cluster.snapshot().await?;
+    find(&snapshot, &name)?;
+    let properties: Map<String, Value> = ferric_types::raid::LOGICAL_DISK_PROPERTIES
+        .iter()
+        .map(|(key, description)| ((*key).to_owned(), Value::from(*description)))
+        .collect();
+    Ok(Json(Value::Object(properties)))
 }

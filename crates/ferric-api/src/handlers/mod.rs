@@ -6,7 +6,9 @@ mod chassis;
 mod conductors;
 mod deploy_templates;
 mod drivers;
+mod events;
 mod inspection_rules;
+mod node_extras;
 mod nodes;
 mod portgroups;
 mod ports;
@@ -37,6 +39,7 @@ pub const TOP_LEVEL_RESOURCES: &[&str] = &[
     "deploy_templates",
     "runbooks",
     "allocations",
+    "events",
 ];
 
 /// One API operation: where it is, what it does, and its handler. The
@@ -104,6 +107,15 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/v1/nodes/{node}/history/{event}", "node_history_get", "One history event", since 78, 200, None, Some("HistoryEvent"), get(nodes::history_show)),
     endpoint!(GET "/v1/nodes/{node}/inventory", "node_inventory_get", "The hardware inventory inspection recorded", since 81, 200, None, Some("Inventory"), get(nodes::inventory)),
     endpoint!(GET "/v1/nodes/{node}/children", "node_children_list", "The UUIDs of a node's child nodes", since 83, 200, None, Some("Children"), get(nodes::children)),
+    endpoint!(GET "/v1/nodes/{node}/vifs", "node_vif_list", "The VIFs attached to a node", since 28, 200, None, Some("VifCollection"), get(node_extras::vif_list)),
+    endpoint!(POST "/v1/nodes/{node}/vifs", "node_vif_attach", "Attach a VIF to a free port or portgroup of a node", since 28, 204, Some("Vif"), None, post(node_extras::vif_attach)),
+    endpoint!(DELETE "/v1/nodes/{node}/vifs/{vif}", "node_vif_detach", "Detach a VIF from a node", since 28, 204, None, None, delete(node_extras::vif_detach)),
+    endpoint!(POST "/v1/nodes/{node}/vmedia", "node_vmedia_attach", "Attach an image as virtual media", since 89, 204, Some("VirtualMediaAttach"), None, post(node_extras::vmedia_attach)),
+    endpoint!(DELETE "/v1/nodes/{node}/vmedia", "node_vmedia_detach", "Detach virtual media (?device_types=, all by default)", since 89, 204, None, None, delete(node_extras::vmedia_detach)),
+    endpoint!(PUT "/v1/nodes/{node}/states/raid", "node_raid_set", "Set (or clear with {}) a node's target RAID configuration", since 12, 204, Some("TargetRaidConfig"), None, put(node_extras::set_target_raid)),
+    endpoint!(GET "/v1/nodes/{node}/bios", "node_bios_list", "A node's BIOS settings", since 40, 200, None, Some("BiosCollection"), get(node_extras::bios_list)),
+    endpoint!(GET "/v1/nodes/{node}/bios/{setting}", "node_bios_get", "One BIOS setting of a node", since 40, 200, None, Some("BiosSettingOne"), get(node_extras::bios_show)),
+    endpoint!(GET "/v1/nodes/{node}/firmware", "node_firmware_list", "A node's firmware components", since 86, 200, None, Some("FirmwareCollection"), get(node_extras::firmware_list)),
     endpoint!(GET "/v1/shards", "shard_list", "Shards in use, with their node counts", since 82, 200, None, Some("Shards"), get(nodes::shards)),
     endpoint!(GET "/v1/nodes/{node}/ports", "node_port_list", "A node's ports", since 1, 200, None, Some("PortCollection"), get(ports::list_of_node)),
     endpoint!(GET "/v1/nodes/{node}/ports/detail", "node_port_list_detail", "A node's ports with every field", since 1, 200, None, Some("PortCollection"), get(ports::list_of_node_detail)),
@@ -134,6 +146,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/v1/drivers", "driver_list", "List hardware types", since 1, 200, None, Some("DriverCollection"), get(drivers::list)),
     endpoint!(GET "/v1/drivers/{driver}", "driver_get", "Show a hardware type", since 1, 200, None, Some("Driver"), get(drivers::show)),
     endpoint!(GET "/v1/drivers/{driver}/properties", "driver_properties", "driver_info keys a hardware type reads", since 1, 200, None, Some("DriverProperties"), get(drivers::properties)),
+    endpoint!(GET "/v1/drivers/{driver}/raid/logical_disk_properties", "driver_raid_logical_disk_properties", "Properties a logical disk of a target RAID configuration may have", since 12, 200, None, Some("RaidLogicalDiskProperties"), get(drivers::raid_logical_disk_properties)),
+    endpoint!(POST "/v1/events", "event_create", "Report external (network) events", since 54, 204, Some("Events"), None, post(events::post)),
     endpoint!(GET "/v1/lookup", "agent_lookup", "A ramdisk agent looks its node up by MAC or UUID", since 22, 200, None, Some("Lookup"), get(agent::lookup)),
     endpoint!(POST "/v1/heartbeat/{node}", "agent_heartbeat", "A ramdisk agent reports in", since 22, 202, Some("Heartbeat"), None, post(agent::heartbeat)),
     endpoint!(GET "/v1/conductors", "conductor_list", "List conductors", since 49, 200, None, Some("ConductorCollection"), get(conductors::list)),
@@ -182,7 +196,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
 ];
 
 // OpenAPI schemas the resource modules contribute.
+pub(crate) use events::openapi_schemas as event_schemas;
 pub(crate) use inspection_rules::openapi_schemas as inspection_rule_schemas;
+pub(crate) use node_extras::openapi_schemas as node_extra_schemas;
 pub(crate) use volume::openapi_schemas as volume_schemas;
 
 pub fn router(state: ApiState) -> Router {

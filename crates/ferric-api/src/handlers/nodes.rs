@@ -41,7 +41,7 @@ pub(super) async fn load(state: &ApiState, ident: &str) -> ApiResult<Node> {
     }
 }
 
-fn locked(node: &Node) -> Option<ApiError> {
+pub(super) fn locked(node: &Node) -> Option<ApiError> {
     node.reservation.as_ref().map(|host| {
         ApiError::Conflict(format!(
             "Node {} is locked by host {host}, please retry after the current operation is completed.",
@@ -1032,6 +1032,16 @@ pub async fn set_provision_state(
                 "Node {} is protected and cannot be undeployed, rebuilt or deleted",
                 node.uuid
             )));
+        }
+        // Aborting these waits came later than abort itself (as in Ironic).
+        if canonical == Verb::Abort {
+            match node.provision_state {
+                ProvisionState::DeployWait => {
+                    ctx.version.require(110, "Aborting a deployment in \"wait call-back\"")?
+                }
+                ProvisionState::InspectWait => ctx.version.require(41, "Aborting inspection")?,
+                _ => {}
+            }
         }
         let transition = apply_verb(node.provision_state, verb, node.target_provision_state)
             .map_err(|_| {

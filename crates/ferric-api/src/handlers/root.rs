@@ -50,6 +50,7 @@ pub async fn v1(ctx: Ctx) -> Json<Value> {
         ("volume", 32),
         ("conductors", 49),
         ("allocations", 52),
+        ("events", 54),
         ("deploy_templates", 55),
         ("shards", 82),
         ("inspection_rules", 96),
