@@ -371,3 +371,41 @@ async fn listings() {
     })
     .await;
 }
+
+/// `baremetal inspection rule create --priority 10` (python-ironicclient)
+/// sends the priority as the string "10": it is read as the integer, on
+/// create and in a patch; a string that is no integer is still refused.
+#[tokio::test]
+async fn priority_given_as_a_string_of_digits_is_an_integer() {
+    for_each_backend(|ctx| async move {
+        let log = json!([{"op": "log", "args": {"msg": "m"}}]);
+        let created =
+            ctx.post("/v1/inspection_rules", json!({"actions": log, "priority": "10"})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["priority"], 10);
+        let id = created.body["uuid"].as_str().unwrap().to_owned();
+
+        let patched = ctx
+            .patch(
+                &format!("/v1/inspection_rules/{id}"),
+                json!([{"op": "replace", "path": "/priority", "value": "20"}]),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+        assert_eq!(patched.body["priority"], 20);
+
+        for (priority, message) in [
+            ("10.5", "Invalid value for priority"),
+            ("-1", "Priority cannot be negative"),
+            ("10000", "Priority must be between 0 and 9999"),
+        ] {
+            let reply = ctx
+                .post("/v1/inspection_rules", json!({"actions": log, "priority": priority}))
+                .await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{priority}");
+            assert!(reply.fault().contains(message), "{priority}: {}", reply.fault());
+        }
+        ctx
+    })
+    .await;
+}

@@ -3,7 +3,9 @@
 //! Each test starts the `ferric` binary on a free port (SQLite in a temporary
 //! data directory, or a fresh PostgreSQL database) and runs
 //! `tests/clients/drive.py`, which drives python-ironicclient's `baremetal`
-//! CLI and openstacksdk against it and checks what they report.
+//! CLI and openstacksdk against it and checks what they report: nodes and
+//! their provision states, ports, volume connectors and targets, allocations,
+//! deploy templates, runbooks and inspection rules.
 //!
 //! The clients live in a virtualenv: `$FERRIC_CLIENT_VENV`, or by default
 //! `/var/tmp/ferric-client-venv-<hash of tests/clients/requirements.txt>`.

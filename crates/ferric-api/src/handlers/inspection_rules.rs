@@ -69,7 +69,17 @@ fn assign(rule: &mut InspectionRule, doc: &Map<String, Value>) -> ApiResult<()> 
         },
         Err(error) => errors.push(error.to_string()),
     }
-    match doc.get("priority") {
+    // `baremetal inspection rule create --priority N` sends the number as a
+    // string (python-ironicclient gives the option no type); a string of
+    // decimal digits is read as that integer so the real CLI works.
+    let priority = match doc.get("priority") {
+        Some(Value::String(text)) => match text.trim().parse::<i64>() {
+            Ok(n) => Some(Value::from(n)),
+            Err(_) => Some(Value::String(text.clone())),
+        },
+        other => other.cloned(),
+    };
+    match priority {
         None | Some(Value::Null) => rule.priority = 0,
         Some(Value::Number(number)) => match number.as_i64() {
             Some(n) if n < 0 => {
