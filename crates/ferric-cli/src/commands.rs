@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::output::{Column, Printer};
-use crate::{Command, Progress};
+use crate::{resources, Command, Progress};
 
 // ------------------------------------------------------------------ args
 
@@ -156,12 +156,41 @@ pub enum NodeCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Manual cleaning with the given steps (manageable).
+    /// Manual cleaning with the given steps or a runbook's (manageable).
     Clean {
         node: String,
-        /// JSON list of steps, or @FILE.
-        #[arg(long = "clean-steps")]
-        clean_steps: String,
+        /// JSON list of steps, @FILE, or - (stdin).
+        #[arg(
+            long = "clean-steps",
+            required_unless_present = "runbook",
+            conflicts_with = "runbook"
+        )]
+        clean_steps: Option<String>,
+        /// Run this runbook's steps (name or UUID).
+        #[arg(long)]
+        runbook: Option<String>,
+        /// Run the steps without booting the ramdisk.
+        #[arg(long = "disable-ramdisk")]
+        disable_ramdisk: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Service an active node with the given steps or a runbook's.
+    Service {
+        node: String,
+        /// JSON list of steps, @FILE, or - (stdin).
+        #[arg(
+            long = "service-steps",
+            required_unless_present = "runbook",
+            conflicts_with = "runbook"
+        )]
+        service_steps: Option<String>,
+        /// Run this runbook's steps (name or UUID).
+        #[arg(long)]
+        runbook: Option<String>,
+        /// Run the steps without booting the ramdisk.
+        #[arg(long = "disable-ramdisk")]
+        disable_ramdisk: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -219,6 +248,24 @@ pub enum NodeCommand {
         #[arg(long)]
         long: bool,
     },
+    /// Tenant VIFs attached to the node's ports.
+    #[command(subcommand)]
+    Vif(resources::VifCommand),
+    /// The node's traits.
+    #[command(subcommand, name = "trait")]
+    Trait(resources::TraitCommand),
+    /// Add traits (`node add trait NODE TRAIT...`).
+    #[command(subcommand)]
+    Add(resources::AddCommand),
+    /// Remove traits (`node remove trait NODE TRAIT...|--all`).
+    #[command(subcommand)]
+    Remove(resources::RemoveCommand),
+    /// BIOS settings.
+    #[command(subcommand)]
+    Bios(resources::BiosCommand),
+    /// Firmware components.
+    #[command(subcommand)]
+    Firmware(resources::FirmwareCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -434,7 +481,7 @@ pub enum ConductorCommand {
 
 // ------------------------------------------------------------------ helpers
 
-fn key_values(pairs: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn key_values(pairs: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
     pairs
         .iter()
         .map(|pair| {
@@ -446,7 +493,7 @@ fn key_values(pairs: &[String], what: &str) -> anyhow::Result<Vec<(String, Strin
         .collect()
 }
 
-fn object_of(pairs: &[String], what: &str) -> anyhow::Result<Map<String, Value>> {
+pub(crate) fn object_of(pairs: &[String], what: &str) -> anyhow::Result<Map<String, Value>> {
     Ok(key_values(pairs, what)?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
@@ -455,7 +502,12 @@ fn pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn add_ops(ops: &mut Vec<Value>, root: &str, pairs: &[String], what: &str) -> anyhow::Result<()> {
+pub(crate) fn add_ops(
+    ops: &mut Vec<Value>,
+    root: &str,
+    pairs: &[String],
+    what: &str,
+) -> anyhow::Result<()> {
     for (key, value) in key_values(pairs, what)? {
         ops.push(
             json!({"op": "add", "path": format!("/{root}/{}", pointer(&key)), "value": value}),
@@ -464,30 +516,32 @@ fn add_ops(ops: &mut Vec<Value>, root: &str, pairs: &[String], what: &str) -> an
     Ok(())
 }
 
-fn remove_ops(ops: &mut Vec<Value>, root: &str, keys: &[String]) {
+pub(crate) fn remove_ops(ops: &mut Vec<Value>, root: &str, keys: &[String]) {
     for key in keys {
         ops.push(json!({"op": "remove", "path": format!("/{root}/{}", pointer(key))}));
     }
 }
 
-fn replace_op(ops: &mut Vec<Value>, field: &str, value: &Option<String>) {
+pub(crate) fn replace_op(ops: &mut Vec<Value>, field: &str, value: &Option<String>) {
     if let Some(value) = value {
         ops.push(json!({"op": "add", "path": format!("/{field}"), "value": value}));
     }
 }
 
-fn remove_field(ops: &mut Vec<Value>, field: &str, flag: bool) {
+pub(crate) fn remove_field(ops: &mut Vec<Value>, field: &str, flag: bool) {
     if flag {
         ops.push(json!({"op": "remove", "path": format!("/{field}")}));
     }
 }
 
-/// Reads `@FILE` or inline JSON.
-fn json_argument(text: &str, what: &str) -> anyhow::Result<Value> {
+/// Reads inline JSON, `@FILE`, or `-` (standard input).
+pub(crate) fn json_argument(text: &str, what: &str) -> anyhow::Result<Value> {
     let content = match text.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("reading {what} from {path}"))?
         }
+        None if text == "-" => std::io::read_to_string(std::io::stdin())
+            .with_context(|| format!("reading {what} from standard input"))?,
         None => text.to_owned(),
     };
     serde_json::from_str(&content).with_context(|| format!("{what} must be JSON"))
@@ -506,15 +560,15 @@ fn config_drive(text: &str) -> anyhow::Result<Value> {
     })
 }
 
-fn node_path(node: &str) -> String {
+pub(crate) fn node_path(node: &str) -> String {
     format!("/v1/nodes/{node}")
 }
 
-fn columns(fields: &[&str]) -> Vec<Column> {
+pub(crate) fn columns(fields: &[&str]) -> Vec<Column> {
     fields.iter().map(|field| Column::new(field)).collect()
 }
 
-fn to_error(message: String) -> anyhow::Error {
+pub(crate) fn to_error(message: String) -> anyhow::Error {
     anyhow::anyhow!(message)
 }
 
@@ -533,6 +587,15 @@ pub(crate) async fn run(
         Command::Chassis(command) => chassis(client, printer, command).await,
         Command::Driver(command) => driver(client, printer, command).await,
         Command::Conductor(command) => conductor(client, printer, command).await,
+        Command::Allocation(command) => {
+            resources::allocation(client, printer, progress, command).await
+        }
+        Command::DeployTemplate(command) => {
+            resources::deploy_template(client, printer, command).await
+        }
+        Command::Runbook(command) => resources::runbook(client, printer, command).await,
+        Command::Volume(command) => resources::volume(client, printer, command).await,
+        Command::Inspection(command) => resources::inspection(client, printer, command).await,
     }
 }
 
@@ -768,11 +831,27 @@ async fn node(
             provision(client, progress, &node, "inspect", Map::new(), wait.wait, &["manageable"])
                 .await
         }
-        NodeCommand::Clean { node, clean_steps, wait } => {
-            let mut body = Map::new();
-            body.insert("clean_steps".into(), json_argument(&clean_steps, "--clean-steps")?);
+        NodeCommand::Clean { node, clean_steps, runbook, disable_ramdisk, wait } => {
+            let body =
+                steps_body("clean_steps", clean_steps, "--clean-steps", runbook, disable_ramdisk)?;
             provision(client, progress, &node, "clean", body, wait.wait, &["manageable"]).await
         }
+        NodeCommand::Service { node, service_steps, runbook, disable_ramdisk, wait } => {
+            let body = steps_body(
+                "service_steps",
+                service_steps,
+                "--service-steps",
+                runbook,
+                disable_ramdisk,
+            )?;
+            provision(client, progress, &node, "service", body, wait.wait, &["active"]).await
+        }
+        NodeCommand::Vif(command) => resources::node_vif(client, printer, command).await,
+        NodeCommand::Trait(command) => resources::node_traits(client, printer, command).await,
+        NodeCommand::Add(command) => resources::node_add(client, command).await,
+        NodeCommand::Remove(command) => resources::node_remove(client, command).await,
+        NodeCommand::Bios(command) => resources::node_bios(client, printer, command).await,
+        NodeCommand::Firmware(command) => resources::node_firmware(client, printer, command).await,
         NodeCommand::Deploy {
             node,
             image,
@@ -910,7 +989,28 @@ async fn node(
     }
 }
 
-fn encode(value: &str) -> String {
+/// The body of a clean or service request: steps, or a runbook.
+fn steps_body(
+    key: &str,
+    steps: Option<String>,
+    what: &str,
+    runbook: Option<String>,
+    disable_ramdisk: bool,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut body = Map::new();
+    if let Some(steps) = steps {
+        body.insert(key.into(), json_argument(&steps, what)?);
+    }
+    if let Some(runbook) = runbook {
+        body.insert("runbook".into(), Value::String(runbook));
+    }
+    if disable_ramdisk {
+        body.insert("disable_ramdisk".into(), Value::Bool(true));
+    }
+    Ok(body)
+}
+
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|byte| match byte {
@@ -1017,12 +1117,16 @@ async fn wait_power(
 
 // ------------------------------------------------------------------ ports etc.
 
-async fn resolve_node_uuid(client: &Client, node: &str) -> anyhow::Result<String> {
+pub(crate) async fn resolve_node_uuid(client: &Client, node: &str) -> anyhow::Result<String> {
     let found = client.get(&format!("{}?fields=uuid", node_path(node))).await?;
     found["uuid"].as_str().map(str::to_owned).context("the node has no uuid")
 }
 
-async fn patch_and_done(client: &Client, path: &str, ops: Vec<Value>) -> anyhow::Result<String> {
+pub(crate) async fn patch_and_done(
+    client: &Client,
+    path: &str,
+    ops: Vec<Value>,
+) -> anyhow::Result<String> {
     if ops.is_empty() {
         bail!("nothing to change: give at least one field");
     }

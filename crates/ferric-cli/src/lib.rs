@@ -1,4 +1,5 @@
-//! The operator CLI: `ferric node|port|portgroup|chassis|driver|conductor`
+//! The operator CLI: `ferric node|port|portgroup|chassis|driver|conductor`,
+//! `allocation`, `deploy-template`, `runbook`, `volume` and `inspection rule`
 //! commands over ferric's API, so operators need no Python.
 //!
 //! Output follows the `openstack` CLI's conventions (`-f table|json|yaml|value`,
@@ -10,6 +11,7 @@
 pub mod client;
 mod commands;
 pub mod output;
+mod resources;
 
 use std::io::IsTerminal;
 
@@ -20,6 +22,9 @@ pub use commands::{
     ChassisCommand, ConductorCommand, DriverCommand, NodeCommand, PortCommand, PortgroupCommand,
 };
 use output::{Format, Printer};
+pub use resources::{
+    AllocationCommand, DeployTemplateCommand, InspectionCommand, RunbookCommand, VolumeCommand,
+};
 
 /// Options every API command shares.
 #[derive(Debug, Clone, Args)]
@@ -65,6 +70,21 @@ pub enum Command {
     /// Inspect conductors.
     #[command(subcommand)]
     Conductor(ConductorCommand),
+    /// Request nodes by resource class and traits (allocations).
+    #[command(subcommand)]
+    Allocation(AllocationCommand),
+    /// Manage deploy templates (deploy steps chosen by instance traits).
+    #[command(subcommand, name = "deploy-template")]
+    DeployTemplate(DeployTemplateCommand),
+    /// Manage runbooks (named clean and service steps).
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+    /// Manage volume connectors and targets (boot from volume).
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Manage inspection rules.
+    #[command(subcommand)]
+    Inspection(InspectionCommand),
 }
 
 /// The endpoint: flag, then `FERRIC_URL`, `OS_ENDPOINT`, the config file,

@@ -46,6 +46,9 @@ pub fn heading(field: &str) -> String {
         "chassis_uuid" => "Chassis UUID".into(),
         "node_uuid" => "Node UUID".into(),
         "portgroup_uuid" => "Portgroup UUID".into(),
+        "id" => "ID".into(),
+        "connector_id" => "Connector ID".into(),
+        "volume_id" => "Volume ID".into(),
         other => {
             let mut out = String::new();
             for (index, word) in other.split('_').enumerate() {
