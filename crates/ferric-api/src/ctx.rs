@@ -115,6 +115,13 @@ impl Params {
         self.take_since(key, ctx, minor)?.map(|value| parse_bool(key, &value)).transpose()
     }
 
+    /// `fields` (1.8): the comma-separated names, blanks dropped.
+    pub fn take_fields(&mut self, ctx: &Ctx) -> Result<Option<Vec<String>>, ApiError> {
+        Ok(self.take_since("fields", ctx, 8)?.map(|text| {
+            text.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect()
+        }))
+    }
+
     pub fn take_uuid(&mut self, key: &str) -> Result<Option<Uuid>, ApiError> {
         self.take(key).map(|value| parse_uuid(key, &value)).transpose()
     }
@@ -195,9 +202,7 @@ impl Listing {
             }
         };
         let sort_key = params.take("sort_key");
-        let fields = params.take_since("fields", ctx, 8)?.map(|text| {
-            text.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect()
-        });
+        let fields = params.take_fields(ctx)?;
         let detail = params.take_bool_since("detail", ctx, 43)?.unwrap_or(false);
         Ok(Listing {
             page: Page { limit: Some(limit), marker, sort_dir },
@@ -207,6 +212,16 @@ impl Listing {
             limit,
             carried,
         })
+    }
+
+    /// The fields a listing shows: the `fields` selection, every field when
+    /// `detail`, or else `defaults`.
+    pub fn selection(&self, detail: bool, defaults: &[&str]) -> Option<Vec<String>> {
+        match (&self.fields, detail) {
+            (Some(fields), _) => Some(fields.clone()),
+            (None, true) => None,
+            (None, false) => Some(defaults.iter().map(|f| (*f).to_owned()).collect()),
+        }
     }
 
     /// The `next` link for a page of `count` items ending at `last_marker`,

@@ -138,6 +138,20 @@ pub fn check_fields(fields: &[String], table: &[(&str, u16)], ctx: &Ctx) -> Resu
     Ok(())
 }
 
+/// [`check_fields`] for an optional selection.
+pub fn check_selection(
+    fields: Option<&[String]>,
+    table: &[(&str, u16)],
+    ctx: &Ctx,
+) -> Result<(), ApiError> {
+    fields.map_or(Ok(()), |fields| check_fields(fields, table, ctx))
+}
+
+/// The names of a field table (the fields a patch may name).
+pub fn field_names(table: &[(&'static str, u16)]) -> Vec<&'static str> {
+    table.iter().map(|(name, _)| *name).collect()
+}
+
 fn text(value: &Option<String>) -> Value {
     value.as_ref().map_or(Value::Null, |text| Value::String(text.clone()))
 }

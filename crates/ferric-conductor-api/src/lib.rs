@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use ferric_types::{BootDevice, HardwareType, InterfaceKind, VirtualMedia, VmediaDevice};
+use ferric_types::{
+    BootDevice, HardwareType, InterfaceKind, VirtualMedia, VirtualMediaSlot, VmediaDevice,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -112,6 +114,10 @@ pub trait ConductorApi: Send + Sync {
         node: Uuid,
         media: VirtualMedia,
     ) -> Result<(), ConductorError>;
+
+    /// The virtual media slots of the node's BMC and what they hold
+    /// (`GET /v1/nodes/{node}/vmedia`).
+    async fn get_virtual_media(&self, node: Uuid) -> Result<Vec<VirtualMediaSlot>, ConductorError>;
 
     /// Detaches virtual media from `devices` (all when empty).
     async fn detach_virtual_media(

@@ -31,7 +31,9 @@ use ferric_conductor_api::{
 use ferric_driver::hardware::SUPPORTED_HARDWARE_TYPES;
 use ferric_driver::{hardware_type_support, DriverError, DriverSet};
 use ferric_store::{PortQuery, Store, StoreError};
-use ferric_types::{BootDevice, HardwareType, InterfaceKind, Node, VirtualMedia, VmediaDevice};
+use ferric_types::{
+    BootDevice, HardwareType, InterfaceKind, Node, VirtualMedia, VirtualMediaSlot, VmediaDevice,
+};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -413,6 +415,18 @@ impl ConductorApi for Conductor {
             Ok(((), node))
         })
         .await
+    }
+
+    async fn get_virtual_media(&self, uuid: Uuid) -> Result<Vec<VirtualMediaSlot>, ConductorError> {
+        // A read: no exclusive lock, as in Ironic (a shared one there).
+        let node = self.load(uuid).await?;
+        let drivers = DriverSet::load(&node).map_err(driver_error)?;
+        drivers.management.validate(&node).map_err(driver_error)?;
+        drivers
+            .management
+            .get_virtual_media(&node)
+            .await
+            .map_err(|error| vmedia_error(&node, "get_virtual_media", error))
     }
 
     async fn detach_virtual_media(

@@ -773,6 +773,7 @@ async fn clean_automated(inner: &Inner, mut node: Node) -> Result<(Node, Ending)
     }
     let drivers = load_drivers(&node)?;
     let steps = order_automated(drivers.steps(StepPhase::Clean));
+    cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Clean, &steps);
     run_steps(inner, node, &drivers, StepPhase::Clean).await
 }
@@ -785,6 +786,7 @@ async fn clean_manual(
     let drivers = load_drivers(&node)?;
     let steps =
         user_steps(request.clean_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Clean)?;
+    cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Clean, &steps);
     run_steps(inner, node, &drivers, StepPhase::Clean).await
 }
@@ -797,8 +799,40 @@ async fn service(
     let drivers = load_drivers(&node)?;
     let steps =
         user_steps(request.service_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Service)?;
+    cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Service, &steps);
     run_steps(inner, node, &drivers, StepPhase::Service).await
+}
+
+/// Records the firmware components the node's firmware interface reports
+/// (`GET /v1/nodes/{node}/firmware`): new ones with their initial version,
+/// changed ones with their new current and last flashed version.
+async fn cache_firmware(
+    inner: &Inner,
+    interface: &dyn ferric_driver::Interface,
+    node: &Node,
+) -> Result<(), ferric_store::StoreError> {
+    let Some(reported) = interface.firmware_components(node) else {
+        return Ok(());
+    };
+    let known = inner.store.firmware_list(node.uuid).await?;
+    let changed = ferric_types::FirmwareComponent::sync(node.uuid, &known, &reported);
+    if !changed.is_empty() {
+        inner.store.firmware_put(node.uuid, &changed).await?;
+    }
+    Ok(())
+}
+
+/// [`cache_firmware`] as cleaning or servicing starts (as Ironic does, so
+/// the versions before any flash are the initial ones); a failure is only
+/// logged.
+async fn cache_firmware_at_start(inner: &Inner, drivers: &DriverSet, node: &Node) {
+    let Some(firmware) = drivers.interface(InterfaceKind::Firmware) else {
+        return;
+    };
+    if let Err(error) = cache_firmware(inner, firmware.as_ref(), node).await {
+        tracing::warn!(node = %node.uuid, %error, "could not record firmware components");
+    }
 }
 
 async fn resume_steps(inner: &Inner, node: Node) -> Result<(Node, Ending), Failure> {
@@ -1018,6 +1052,8 @@ async fn run_steps(
                         .collect();
                     inner.store.bios_settings_replace(node.uuid, &settings).await?;
                 }
+                // Likewise the firmware versions after a firmware step.
+                cache_firmware(inner, interface.as_ref(), &node).await?;
                 outcome
             }
         };

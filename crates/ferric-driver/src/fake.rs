@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use ferric_types::{
-    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VmediaDevice,
+    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VirtualMediaSlot,
+    VmediaDevice,
 };
 use rand::Rng;
 use serde_json::Value;
@@ -26,6 +27,116 @@ const BOOT_PERSISTENT_KEY: &str = "fake_boot_device_persistent";
 const VMEDIA_KEY: &str = "fake_vmedia";
 /// The fake BMC's BIOS settings: `[{name, value}]`.
 const BIOS_KEY: &str = "fake_bios_settings";
+
+/// The fake BMC's firmware: `{component: version}`; components it has
+/// never flashed report [`FAKE_FIRMWARE_VERSION`].
+const FIRMWARE_KEY: &str = "fake_firmware";
+/// The components of a fake machine.
+const FAKE_FIRMWARE_COMPONENTS: [&str; 2] = ["bios", "bmc"];
+/// The version of fake firmware as shipped.
+const FAKE_FIRMWARE_VERSION: &str = "1.0.0";
+
+/// The version a fake flash installs: the version in the image's file name
+/// (`bios-2.1.0.bin` → `2.1.0`), else the current version with its last
+/// number bumped.
+fn flashed_version(url: &str, current: &str) -> String {
+    let file = url.split(['?', '#']).next().unwrap_or(url);
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let mut best = "";
+    let mut rest = file;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let run = &rest[start..];
+        let len = run.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(run.len());
+        let token = run[..len].trim_end_matches('.');
+        if token.contains('.') && token.len() > best.len() {
+            best = token;
+        }
+        rest = &run[len..];
+    }
+    if !best.is_empty() {
+        return best.to_owned();
+    }
+    let mut parts: Vec<String> = current.split('.').map(str::to_owned).collect();
+    match parts.last().and_then(|last| last.parse::<u64>().ok()) {
+        Some(number) => {
+            if let Some(last) = parts.last_mut() {
+                *last = (number + 1).to_string();
+            }
+            parts.join(".")
+        }
+        None => format!("{current}.1"),
+    }
+}
+
+/// The fake firmware `update` step: "flashes" each `{component, url}` of
+/// `settings` (Ironic's fake firmware interface takes the same arguments).
+fn firmware_step(node: &mut Node, step: &Step) -> Result<(), DriverError> {
+    let invalid = |reason: &str| DriverError::InvalidStepArgs {
+        step: step.step.clone(),
+        reason: reason.to_owned(),
+    };
+    match step.step.as_str() {
+        "update" => {
+            let settings = step
+                .args
+                .get("settings")
+                .and_then(Value::as_array)
+                .filter(|settings| !settings.is_empty())
+                .ok_or_else(|| {
+                    invalid("\"settings\" must be a non-empty list of {component, url}")
+                })?;
+            let mut installed = fake_firmware(node);
+            for setting in settings {
+                let component = setting.get("component").and_then(Value::as_str);
+                let url = setting.get("url").and_then(Value::as_str);
+                let (Some(component), Some(url)) = (component, url) else {
+                    return Err(invalid("each setting needs a \"component\" and a \"url\""));
+                };
+                if component.is_empty() || url.is_empty() {
+                    return Err(invalid("\"component\" and \"url\" must not be empty"));
+                }
+                let current = installed
+                    .iter()
+                    .find(|(name, _)| name == component)
+                    .map(|(_, version)| version.clone())
+                    .unwrap_or_else(|| FAKE_FIRMWARE_VERSION.to_owned());
+                let version = flashed_version(url, &current);
+                installed.retain(|(name, _)| name != component);
+                installed.push((component.to_owned(), version));
+            }
+            let map = installed.into_iter().map(|(name, version)| (name, Value::String(version)));
+            node.driver_internal_info.insert(FIRMWARE_KEY.into(), Value::Object(map.collect()));
+            Ok(())
+        }
+        other => Err(DriverError::Unsupported {
+            interface: InterfaceKind::Firmware,
+            operation: format!("step {other}"),
+        }),
+    }
+}
+
+/// The fake machine's firmware components and versions: the shipped ones,
+/// then any other component flashed.
+fn fake_firmware(node: &Node) -> Vec<(String, String)> {
+    let stored = node.driver_internal_info.get(FIRMWARE_KEY).and_then(Value::as_object);
+    let version = |name: &str| {
+        stored
+            .and_then(|map| map.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or(FAKE_FIRMWARE_VERSION)
+            .to_owned()
+    };
+    let mut all: Vec<(String, String)> =
+        FAKE_FIRMWARE_COMPONENTS.iter().map(|name| ((*name).to_owned(), version(name))).collect();
+    for (name, value) in stored.into_iter().flatten() {
+        if let (false, Some(text)) =
+            (FAKE_FIRMWARE_COMPONENTS.contains(&name.as_str()), value.as_str())
+        {
+            all.push((name.clone(), text.to_owned()));
+        }
+    }
+    all
+}
 
 /// The fake BIOS steps (all manual, as in Ironic's fake bios interface).
 fn bios_step(node: &mut Node, step: &Step) -> Result<(), DriverError> {
@@ -133,6 +244,9 @@ impl Interface for Fake {
                     .map(|name| Step::new(InterfaceKind::Bios, name, 0))
                     .collect()
             }
+            (InterfaceKind::Firmware, StepPhase::Clean | StepPhase::Service) => {
+                vec![Step::new(InterfaceKind::Firmware, "update", 0)]
+            }
             _ => Vec::new(),
         }
     }
@@ -144,8 +258,10 @@ impl Interface for Fake {
 
     async fn execute_step(&self, node: &mut Node, step: &Step) -> Result<StepOutcome, DriverError> {
         pause(node, self.0).await?;
-        if self.0 == InterfaceKind::Bios {
-            bios_step(node, step)?;
+        match self.0 {
+            InterfaceKind::Bios => bios_step(node, step)?,
+            InterfaceKind::Firmware => firmware_step(node, step)?,
+            _ => {}
         }
         Ok(StepOutcome::Done)
     }
@@ -165,6 +281,10 @@ impl Interface for Fake {
                 })
                 .collect(),
         )
+    }
+
+    fn firmware_components(&self, node: &Node) -> Option<Vec<(String, String)>> {
+        (self.0 == InterfaceKind::Firmware).then(|| fake_firmware(node))
     }
 }
 
@@ -262,6 +382,30 @@ impl ManagementInterface for Fake {
         );
         node.driver_internal_info.insert(VMEDIA_KEY.into(), Value::Object(attached));
         Ok(())
+    }
+
+    /// One slot per device type, as a Redfish BMC lists them.
+    async fn get_virtual_media(&self, node: &Node) -> Result<Vec<VirtualMediaSlot>, DriverError> {
+        pause(node, InterfaceKind::Management).await?;
+        let attached = node.driver_internal_info.get(VMEDIA_KEY).and_then(Value::as_object);
+        Ok([VmediaDevice::Cdrom, VmediaDevice::Floppy, VmediaDevice::Disk]
+            .into_iter()
+            .map(|device| {
+                let image = attached
+                    .and_then(|map| map.get(device.as_str()))
+                    .and_then(|media| media.get("image_url"))
+                    .and_then(Value::as_str);
+                VirtualMediaSlot {
+                    media_types: device
+                        .redfish_media_types()
+                        .iter()
+                        .map(|name| (*name).to_owned())
+                        .collect(),
+                    inserted: image.is_some(),
+                    image: image.unwrap_or_default().to_owned(),
+                }
+            })
+            .collect())
     }
 
     async fn detach_virtual_media(
@@ -404,5 +548,63 @@ mod tests {
             (Some(BootDevice::Disk), Some(true))
         );
         assert!(fake.set_boot_device(&mut node, BootDevice::Wanboot, false).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn fake_virtual_media_lists_every_slot() {
+        let mut node = node_with(json!({}));
+        let fake = Fake(InterfaceKind::Management);
+        let empty = fake.get_virtual_media(&node).await.expect("get");
+        assert_eq!(empty.len(), 3);
+        assert!(empty.iter().all(|slot| !slot.inserted && slot.image.is_empty()));
+        let media = VirtualMedia {
+            device_type: VmediaDevice::Cdrom,
+            image_url: "http://host/boot.iso".into(),
+            image_download_source: ferric_types::ImageDownloadSource::Http,
+        };
+        fake.attach_virtual_media(&mut node, &media).await.expect("attach");
+        let slots = fake.get_virtual_media(&node).await.expect("get");
+        assert_eq!(slots[0].media_types, ["CD", "DVD"]);
+        assert!(slots[0].inserted);
+        assert_eq!(slots[0].image, "http://host/boot.iso");
+        assert!(!slots[1].inserted && !slots[2].inserted);
+    }
+
+    #[test]
+    fn flashed_versions_come_from_the_file_name_or_a_bump() {
+        assert_eq!(flashed_version("http://h/fw/bios-2.1.0.bin", "1.0.0"), "2.1.0");
+        assert_eq!(flashed_version("http://h/v9.9/bmc_3.4.img?x=1.2.3.4", "1.0.0"), "3.4");
+        assert_eq!(flashed_version("http://h/bios.bin", "1.0.0"), "1.0.1");
+        assert_eq!(flashed_version("http://h/bios.bin", "A"), "A.1");
+    }
+
+    #[tokio::test]
+    async fn fake_firmware_update_flashes_components() {
+        let mut node = node_with(json!({}));
+        let fake = Fake(InterfaceKind::Firmware);
+        let shipped = fake.firmware_components(&node).expect("components");
+        assert_eq!(shipped, [("bios".into(), "1.0.0".into()), ("bmc".into(), "1.0.0".into())]);
+        let mut step = Step::new(InterfaceKind::Firmware, "update", 0);
+        step.args = json!({"settings": [{"component": "bios", "url": "http://h/bios.bin"},
+            {"component": "nic:1", "url": "http://h/nic-7.2.bin"}]})
+        .as_object()
+        .cloned()
+        .expect("object");
+        fake.execute_step(&mut node, &step).await.expect("update");
+        let flashed = fake.firmware_components(&node).expect("components");
+        assert_eq!(
+            flashed,
+            [
+                ("bios".into(), "1.0.1".into()),
+                ("bmc".into(), "1.0.0".into()),
+                ("nic:1".into(), "7.2".into())
+            ]
+        );
+        step.args = json!({"settings": [{"component": "bios"}]}).as_object().cloned().expect("o");
+        assert!(matches!(
+            fake.execute_step(&mut node, &step).await,
+            Err(DriverError::InvalidStepArgs { .. })
+        ));
+        assert!(Fake(InterfaceKind::Bios).firmware_components(&node).is_none());
     }
 }

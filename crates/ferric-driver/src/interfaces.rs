@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use ferric_types::{
-    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VmediaDevice,
+    BootDevice, InterfaceKind, Node, PowerState, PowerTarget, VirtualMedia, VirtualMediaSlot,
+    VmediaDevice,
 };
 
 use crate::error::DriverError;
@@ -81,6 +82,15 @@ pub trait Interface: Send + Sync {
         let _ = node;
         None
     }
+
+    /// The firmware components the BMC reports now (`component`, current
+    /// version), for firmware interfaces that can read them. The conductor
+    /// records them when cleaning or servicing starts and after each of the
+    /// interface's steps; `None`: nothing to record.
+    fn firmware_components(&self, node: &Node) -> Option<Vec<(String, String)>> {
+        let _ = node;
+        None
+    }
 }
 
 /// Power control.
@@ -127,6 +137,16 @@ pub trait ManagementInterface: Interface {
         Err(DriverError::Unsupported {
             interface: InterfaceKind::Management,
             operation: "attach_virtual_media".into(),
+        })
+    }
+
+    /// The BMC's virtual media slots and what is inserted in them.
+    /// Unsupported by default.
+    async fn get_virtual_media(&self, node: &Node) -> Result<Vec<VirtualMediaSlot>, DriverError> {
+        let _ = node;
+        Err(DriverError::Unsupported {
+            interface: InterfaceKind::Management,
+            operation: "get_virtual_media".into(),
         })
     }
 

@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::db::{Conn, Sql, Value};
 use crate::query::Page;
-use crate::rows::{to_json, Reference, Table};
+use crate::rows::{from_json, opt_text, parse, parse_opt, table, text, to_json, Table};
 use crate::sql::Filter;
-use crate::{Result, Store, StoreError};
+use crate::{is_unique_violation, Result, Store, StoreError};
 
 /// The allocation columns a listing may be sorted on (Ironic refuses
 /// `extra`, `candidate_nodes` and `traits`).
@@ -76,123 +76,60 @@ pub struct AllocationQuery {
     pub page: Page,
 }
 
-/// An `allocations` row.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct AllocationRow {
-    id: i64,
-    uuid: String,
-    name: Option<String>,
-    node_uuid: Option<String>,
-    state: String,
-    last_error: Option<String>,
-    resource_class: Option<String>,
-    traits: String,
-    candidate_nodes: String,
-    extra: String,
-    owner: Option<String>,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for AllocationRow {
-    const TABLE: &'static str = "allocations";
-    const KIND: &'static str = "allocation";
-    const COLUMNS: &'static [&'static str] = &[
-        "uuid",
-        "name",
-        "node_uuid",
-        "state",
-        "last_error",
-        "resource_class",
-        "traits",
-        "candidate_nodes",
-        "extra",
-        "owner",
-        "created_at",
-        "updated_at",
-    ];
-    const REFERENCES: &'static [Reference] =
-        &[Reference { column: "node_uuid", kind: "node", table: "nodes" }];
-
-    fn id(&self) -> i64 {
-        self.id
+table! {
+    /// An `allocations` row.
+    AllocationRow in "allocations", kind "allocation",
+    references ["node_uuid" -> "node" in "nodes"],
+    {
+        uuid: String,
+        name: Option<String>,
+        node_uuid: Option<String>,
+        state: String,
+        last_error: Option<String>,
+        resource_class: Option<String>,
+        traits: String,
+        candidate_nodes: String,
+        extra: String,
+        owner: Option<String>,
+        created_at: String,
+        updated_at: Option<String>,
     }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.name.into(),
-            self.node_uuid.into(),
-            self.state.into(),
-            self.last_error.into(),
-            self.resource_class.into(),
-            self.traits.into(),
-            self.candidate_nodes.into(),
-            self.extra.into(),
-            self.owner.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
-    }
-}
-
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
-}
-
-fn parse_uuid(what: &'static str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|err| corrupt(what, format!("{text:?}: {err}")))
-}
-
-fn parse_time(what: &'static str, text: &str) -> Result<Timestamp> {
-    Timestamp::parse(text).ok_or_else(|| corrupt(what, format!("unexpected value {text:?}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|err| corrupt(what, err))
 }
 
 impl AllocationRow {
     fn from_allocation(allocation: &Allocation) -> Result<Self> {
         Ok(Self {
             id: allocation.id,
-            uuid: allocation.uuid.to_string(),
+            uuid: text(&allocation.uuid),
             name: allocation.name.clone(),
-            node_uuid: allocation.node_uuid.map(|uuid| uuid.to_string()),
-            state: allocation.state.as_str().to_owned(),
+            node_uuid: opt_text(&allocation.node_uuid),
+            state: text(&allocation.state),
             last_error: allocation.last_error.clone(),
             resource_class: allocation.resource_class.clone(),
             traits: to_json("allocation traits", &allocation.traits)?,
             candidate_nodes: to_json("allocation candidate_nodes", &allocation.candidate_nodes)?,
             extra: to_json("allocation extra", &allocation.extra)?,
             owner: allocation.owner.clone(),
-            created_at: allocation.created_at.to_text(),
-            updated_at: allocation.updated_at.map(Timestamp::to_text),
+            created_at: text(&allocation.created_at),
+            updated_at: opt_text(&allocation.updated_at),
         })
     }
 
     fn into_allocation(self) -> Result<Allocation> {
         Ok(Allocation {
             id: self.id,
-            uuid: parse_uuid("allocation uuid", &self.uuid)?,
+            uuid: parse("allocation uuid", &self.uuid)?,
             name: self.name,
-            node_uuid: self
-                .node_uuid
-                .map(|text| parse_uuid("allocation node_uuid", &text))
-                .transpose()?,
-            state: AllocationState::parse(&self.state)
-                .ok_or_else(|| corrupt("allocation state", format!("{:?}", self.state)))?,
+            node_uuid: parse_opt("allocation node_uuid", self.node_uuid)?,
+            state: parse("allocation state", &self.state)?,
             last_error: self.last_error,
             resource_class: self.resource_class,
             traits: from_json("allocation traits", &self.traits)?,
             candidate_nodes: from_json("allocation candidate_nodes", &self.candidate_nodes)?,
             extra: from_json("allocation extra", &self.extra)?,
             owner: self.owner,
-            created_at: parse_time("allocation created_at", &self.created_at)?,
-            updated_at: self
-                .updated_at
-                .map(|text| parse_time("allocation updated_at", &text))
-                .transpose()?,
+            created_at: parse("allocation created_at", &self.created_at)?,
+            updated_at: parse_opt("allocation updated_at", self.updated_at)?,
         })
     }
 }
@@ -212,11 +149,7 @@ impl Store {
 
     /// By UUID (any spelling `Uuid` parses) or, failing that, by name.
     pub async fn allocation_get(&self, ident: &str) -> Result<Allocation> {
-        let row: AllocationRow = match Uuid::parse_str(ident) {
-            Ok(uuid) => self.get("uuid", &uuid.to_string()).await?,
-            Err(_) => self.get("name", ident).await?,
-        };
-        row.into_allocation()
+        self.get_by_uuid_or_name::<AllocationRow>(ident).await?.into_allocation()
     }
 
     /// The allocation holding `node_uuid`, if any.
@@ -251,13 +184,7 @@ impl Store {
     /// a node. Duplicate name → `Duplicate`.
     pub async fn allocation_update(&self, allocation: &Allocation) -> Result<Allocation> {
         let row = AllocationRow::from_allocation(allocation)?;
-        let stored = self.update(row, allocation.uuid, None).await?;
-        stored
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "allocation",
-                ident: allocation.uuid.to_string(),
-            })?
-            .into_allocation()
+        self.update_existing(row, allocation.uuid).await?.into_allocation()
     }
 
     /// Records `allocation` (already `active` on `claimed.uuid`) and reserves
@@ -380,8 +307,4 @@ impl Store {
         );
         Ok(self.execute(sql).await? > 0)
     }
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|db_err| db_err.is_unique_violation())
 }

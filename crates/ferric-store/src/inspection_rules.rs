@@ -3,15 +3,14 @@
 //! when read, so a stored rule is always a typed one.
 
 use ferric_types::inspection::{parse_actions, parse_conditions};
-use ferric_types::{InspectionRule, Phase, Timestamp};
+use ferric_types::{InspectionRule, Phase};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::db::Value;
 use crate::query::Page;
-use crate::rows::{to_json, Reference, Table};
+use crate::rows::{corrupt, from_json, opt_text, parse, parse_opt, table, text, to_json};
 use crate::sql::Filter;
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store};
 
 /// The columns a rule listing may be sorted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,60 +63,21 @@ pub struct RuleQuery {
     pub page: Page,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RuleRow {
-    id: i64,
-    uuid: String,
-    description: Option<String>,
-    priority: i64,
-    sensitive: bool,
-    phase: String,
-    conditions: String,
-    actions: String,
-    built_in: bool,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for RuleRow {
-    const TABLE: &'static str = "inspection_rules";
-    const KIND: &'static str = "inspection rule";
-    const COLUMNS: &'static [&'static str] = &[
-        "uuid",
-        "description",
-        "priority",
-        "sensitive",
-        "phase",
-        "conditions",
-        "actions",
-        "built_in",
-        "created_at",
-        "updated_at",
-    ];
-    const REFERENCES: &'static [Reference] = &[];
-
-    fn id(&self) -> i64 {
-        self.id
+table! {
+    RuleRow in "inspection_rules", kind "inspection rule",
+    references [],
+    {
+        uuid: String,
+        description: Option<String>,
+        priority: i64,
+        sensitive: bool,
+        phase: String,
+        conditions: String,
+        actions: String,
+        built_in: bool,
+        created_at: String,
+        updated_at: Option<String>,
     }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.description.into(),
-            self.priority.into(),
-            self.sensitive.into(),
-            self.phase.into(),
-            self.conditions.into(),
-            self.actions.into(),
-            self.built_in.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
-    }
-}
-
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
 }
 
 impl RuleRow {
@@ -126,47 +86,36 @@ impl RuleRow {
         let actions: Vec<Json> = rule.actions.iter().map(|a| a.to_json()).collect();
         Ok(Self {
             id: rule.id,
-            uuid: rule.uuid.to_string(),
+            uuid: text(&rule.uuid),
             description: rule.description.clone(),
             priority: rule.priority,
             sensitive: rule.sensitive,
-            phase: rule.phase.as_str().to_owned(),
+            phase: text(&rule.phase),
             conditions: to_json("inspection rule conditions", &conditions)?,
             actions: to_json("inspection rule actions", &actions)?,
             built_in: rule.built_in,
-            created_at: rule.created_at.to_text(),
-            updated_at: rule.updated_at.map(Timestamp::to_text),
+            created_at: text(&rule.created_at),
+            updated_at: opt_text(&rule.updated_at),
         })
     }
 
     fn into_record(self) -> Result<InspectionRule> {
-        let json = |what: &'static str, text: &str| -> Result<Json> {
-            serde_json::from_str(text).map_err(|err| corrupt(what, err))
-        };
-        let conditions = json("inspection rule conditions", &self.conditions)?;
-        let actions = json("inspection rule actions", &self.actions)?;
+        let conditions: Json = from_json("inspection rule conditions", &self.conditions)?;
+        let actions: Json = from_json("inspection rule actions", &self.actions)?;
         Ok(InspectionRule {
             id: self.id,
-            uuid: Uuid::parse_str(&self.uuid).map_err(|e| corrupt("inspection rule uuid", e))?,
+            uuid: parse("inspection rule uuid", &self.uuid)?,
             description: self.description,
             priority: self.priority,
             sensitive: self.sensitive,
-            phase: Phase::parse(&self.phase)
-                .ok_or_else(|| corrupt("inspection rule phase", &self.phase))?,
+            phase: parse("inspection rule phase", &self.phase)?,
             conditions: parse_conditions(Some(&conditions))
                 .map_err(|e| corrupt("inspection rule conditions", e))?,
             actions: parse_actions(Some(&actions))
                 .map_err(|e| corrupt("inspection rule actions", e))?,
             built_in: self.built_in,
-            created_at: Timestamp::parse(&self.created_at)
-                .ok_or_else(|| corrupt("inspection rule created_at", &self.created_at))?,
-            updated_at: match self.updated_at {
-                None => None,
-                Some(text) => Some(
-                    Timestamp::parse(&text)
-                        .ok_or_else(|| corrupt("inspection rule updated_at", &text))?,
-                ),
-            },
+            created_at: parse("inspection rule created_at", &self.created_at)?,
+            updated_at: parse_opt("inspection rule updated_at", self.updated_at)?,
         })
     }
 }
@@ -183,13 +132,7 @@ impl Store {
 
     /// Writes every field of `rule` (by id and uuid).
     pub async fn inspection_rule_update(&self, rule: &InspectionRule) -> Result<InspectionRule> {
-        self.update(RuleRow::from_record(rule)?, rule.uuid, None)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "inspection rule",
-                ident: rule.uuid.to_string(),
-            })?
-            .into_record()
+        self.update_existing(RuleRow::from_record(rule)?, rule.uuid).await?.into_record()
     }
 
     pub async fn inspection_rule_delete(&self, uuid: Uuid) -> Result<()> {

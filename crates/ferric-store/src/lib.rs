@@ -182,11 +182,7 @@ impl Store {
         );
         let rows: Vec<(String, i64)> = self.fetch_all(sql).await?;
         rows.into_iter()
-            .map(|(uuid, version)| {
-                Uuid::parse_str(&uuid).map(|uuid| (uuid, version)).map_err(|err| {
-                    StoreError::Corrupt { what: "node uuid", detail: err.to_string() }
-                })
-            })
+            .map(|(uuid, version)| rows::parse("node uuid", &uuid).map(|uuid| (uuid, version)))
             .collect()
     }
 
@@ -212,8 +208,7 @@ impl Store {
         let row: Option<(String, i64)> = self.fetch_optional(sql).await?;
         let (uuid, version) =
             row.ok_or_else(|| StoreError::NotFound { kind: "node", ident: value.clone() })?;
-        let uuid = Uuid::parse_str(&uuid)
-            .map_err(|err| StoreError::Corrupt { what: "node uuid", detail: err.to_string() })?;
+        let uuid = rows::parse("node uuid", &uuid)?;
         Ok((uuid, version))
     }
 
@@ -277,9 +272,7 @@ impl Store {
 
     /// Writes every field of `port` (by id); returns the stored port.
     pub async fn port_update(&self, port: &Port) -> Result<Port> {
-        let row = PortRow::from_port(port)?;
-        let stored = self.update(row, port.uuid, None).await?;
-        stored.ok_or_else(|| not_found("port", port.uuid))?.into_port()
+        self.update_existing(PortRow::from_port(port)?, port.uuid).await?.into_port()
     }
 
     pub async fn port_delete(&self, uuid: Uuid) -> Result<()> {
@@ -305,9 +298,9 @@ impl Store {
     }
 
     pub async fn portgroup_update(&self, portgroup: &Portgroup) -> Result<Portgroup> {
-        let row = PortgroupRow::from_portgroup(portgroup)?;
-        let stored = self.update(row, portgroup.uuid, None).await?;
-        stored.ok_or_else(|| not_found("portgroup", portgroup.uuid))?.into_portgroup()
+        self.update_existing(PortgroupRow::from_portgroup(portgroup)?, portgroup.uuid)
+            .await?
+            .into_portgroup()
     }
 
     /// `InUse` while ports belong to it.
@@ -336,9 +329,7 @@ impl Store {
     }
 
     pub async fn chassis_update(&self, chassis: &Chassis) -> Result<Chassis> {
-        let row = ChassisRow::from_chassis(chassis)?;
-        let stored = self.update(row, chassis.uuid, None).await?;
-        stored.ok_or_else(|| not_found("chassis", chassis.uuid))?.into_chassis()
+        self.update_existing(ChassisRow::from_chassis(chassis)?, chassis.uuid).await?.into_chassis()
     }
 
     /// `InUse` while nodes belong to it.
@@ -700,9 +691,7 @@ impl Store {
         );
         match self.execute(sql).await {
             Ok(_) => Ok(()),
-            Err(StoreError::Database(err))
-                if err.as_database_error().is_some_and(|e| e.is_unique_violation()) =>
-            {
+            Err(StoreError::Database(err)) if is_unique_violation(&err) => {
                 Err(StoreError::Duplicate { kind: "DHCP lease", field: "ip", value: ip })
             }
             Err(err) => Err(err),
@@ -825,6 +814,15 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound { kind: R::KIND, ident: value.to_owned() })
     }
 
+    /// The row with this UUID (any spelling `Uuid` parses) or, failing
+    /// that, this name.
+    async fn get_by_uuid_or_name<R: Table>(&self, ident: &str) -> Result<R> {
+        match Uuid::parse_str(ident) {
+            Ok(uuid) => self.get("uuid", &uuid.to_string()).await,
+            Err(_) => self.get("name", ident).await,
+        }
+    }
+
     /// A page of rows matching `filter`, in `(sort, id)` order.
     async fn list<R: Table>(&self, mut filter: Filter, sort: &str, page: &Page) -> Result<Vec<R>> {
         if let Some(marker) = page.marker {
@@ -896,6 +894,12 @@ impl Store {
             Ok(row) => Ok(row),
             Err(err) => Err(self.write_error::<R>(err, &all).await),
         }
+    }
+
+    /// [`Store::update`] without a version condition; `NotFound` if no row
+    /// has `uuid`.
+    async fn update_existing<R: Table>(&self, row: R, uuid: Uuid) -> Result<R> {
+        self.update(row, uuid, None).await?.ok_or_else(|| not_found(R::KIND, uuid))
     }
 
     /// Deletes the row with `uuid`; with `in_use`, only while no row of
@@ -1000,6 +1004,10 @@ fn select<R: Table>() -> String {
 
 fn not_found(kind: &'static str, uuid: Uuid) -> StoreError {
     StoreError::NotFound { kind, ident: uuid.to_string() }
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db_err| db_err.is_unique_violation())
 }
 
 fn is_foreign_key_violation(err: &sqlx::Error) -> bool {

@@ -7,9 +7,9 @@
 use std::fmt::Display;
 
 use ferric_types::{
-    Chassis, ConductorRecord, Fault, HardwareType, HistoryEvent, InterfaceImpl, InterfaceKind,
-    Interfaces, Node, Port, Portgroup, PowerState, PowerTarget, ProvisionState, Severity,
-    Timestamp,
+    AllocationState, Chassis, ConductorRecord, ConnectorType, Fault, HardwareType, HistoryEvent,
+    InterfaceImpl, InterfaceKind, Interfaces, Node, Phase, Port, Portgroup, PowerState,
+    PowerTarget, ProvisionState, Severity, Timestamp,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -55,23 +55,24 @@ macro_rules! table {
             $(pub(crate) $field: $ty,)*
         }
 
-        impl Table for $name {
+        impl $crate::rows::Table for $name {
             const TABLE: &'static str = $table;
             const KIND: &'static str = $kind;
             const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
-            const REFERENCES: &'static [Reference] =
-                &[$(Reference { column: $column, kind: $ref_kind, table: $ref_table }),*];
+            const REFERENCES: &'static [$crate::rows::Reference] =
+                &[$($crate::rows::Reference { column: $column, kind: $ref_kind, table: $ref_table }),*];
 
             fn id(&self) -> i64 {
                 self.id
             }
 
-            fn into_values(self) -> Vec<Value> {
-                vec![$(Value::from(self.$field)),*]
+            fn into_values(self) -> Vec<$crate::db::Value> {
+                vec![$($crate::db::Value::from(self.$field)),*]
             }
         }
     };
 }
+pub(crate) use table;
 
 table! {
     NodeRow in "nodes", kind "node",
@@ -248,7 +249,7 @@ pub(crate) struct HardwareInterfaceRow {
 // ---- text forms ----
 
 /// A type stored as text.
-trait Text: Sized {
+pub(crate) trait Text: Sized {
     fn to_text(&self) -> String;
     fn from_text(text: &str) -> Option<Self>;
 }
@@ -267,6 +268,9 @@ macro_rules! wire_text {
 }
 
 wire_text!(
+    AllocationState,
+    ConnectorType,
+    Phase,
     HardwareType,
     ProvisionState,
     PowerState,
@@ -295,24 +299,25 @@ impl Text for Timestamp {
     }
 }
 
-fn corrupt(what: &'static str, detail: impl Display) -> StoreError {
+/// A stored value of `what` that does not decode.
+pub(crate) fn corrupt(what: &'static str, detail: impl Display) -> StoreError {
     StoreError::Corrupt { what, detail: detail.to_string() }
 }
 
-fn text<T: Text>(value: &T) -> String {
+pub(crate) fn text<T: Text>(value: &T) -> String {
     value.to_text()
 }
 
-fn opt_text<T: Text>(value: &Option<T>) -> Option<String> {
+pub(crate) fn opt_text<T: Text>(value: &Option<T>) -> Option<String> {
     value.as_ref().map(Text::to_text)
 }
 
 /// Decodes a stored text column; `what` names it in the error.
-fn parse<T: Text>(what: &'static str, text: &str) -> Result<T> {
+pub(crate) fn parse<T: Text>(what: &'static str, text: &str) -> Result<T> {
     T::from_text(text).ok_or_else(|| corrupt(what, format!("unexpected value {text:?}")))
 }
 
-fn parse_opt<T: Text>(what: &'static str, text: Option<String>) -> Result<Option<T>> {
+pub(crate) fn parse_opt<T: Text>(what: &'static str, text: Option<String>) -> Result<Option<T>> {
     text.map(|text| parse(what, &text)).transpose()
 }
 
@@ -320,7 +325,7 @@ pub(crate) fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<Str
     serde_json::to_string(value).map_err(|err| corrupt(what, format!("cannot be encoded: {err}")))
 }
 
-fn from_json<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+pub(crate) fn from_json<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|err| corrupt(what, err))
 }
 

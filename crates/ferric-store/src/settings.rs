@@ -6,6 +6,7 @@ use ferric_types::{BiosSetting, FirmwareComponent, Timestamp};
 use uuid::Uuid;
 
 use crate::db::{Conn, Sql, Value};
+use crate::rows::{from_json, parse, parse_opt, to_json};
 use crate::{Result, Store, StoreError};
 
 const BIOS_COLUMNS: &str = "node_uuid, name, value, attribute_type, allowable_values, \
@@ -47,29 +48,14 @@ struct FirmwareRow {
     updated_at: Option<String>,
 }
 
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
-}
-
-fn stamp(what: &'static str, text: &str) -> Result<Timestamp> {
-    Timestamp::parse(text).ok_or_else(|| corrupt(what, format!("bad timestamp {text:?}")))
-}
-
-fn node(what: &'static str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|error| corrupt(what, error))
-}
-
 impl BiosRow {
     fn into_record(self) -> Result<BiosSetting> {
-        let allowable_values = match self.allowable_values {
-            None => None,
-            Some(text) => Some(
-                serde_json::from_str(&text)
-                    .map_err(|error| corrupt("bios_settings.allowable_values", error))?,
-            ),
-        };
+        let allowable_values = self
+            .allowable_values
+            .map(|text| from_json("bios_settings.allowable_values", &text))
+            .transpose()?;
         Ok(BiosSetting {
-            node_uuid: node("bios_settings.node_uuid", &self.node_uuid)?,
+            node_uuid: parse("bios_settings.node_uuid", &self.node_uuid)?,
             name: self.name,
             value: self.value,
             attribute_type: self.attribute_type,
@@ -81,11 +67,8 @@ impl BiosRow {
             read_only: self.read_only,
             reset_required: self.reset_required,
             unique: self.is_unique,
-            created_at: Some(stamp("bios_settings.created_at", &self.created_at)?),
-            updated_at: self
-                .updated_at
-                .map(|text| stamp("bios_settings.updated_at", &text))
-                .transpose()?,
+            created_at: Some(parse("bios_settings.created_at", &self.created_at)?),
+            updated_at: parse_opt("bios_settings.updated_at", self.updated_at)?,
         })
     }
 }
@@ -93,7 +76,7 @@ impl BiosRow {
 impl FirmwareRow {
     fn into_record(self) -> Result<FirmwareComponent> {
         Ok(FirmwareComponent {
-            node_uuid: node("firmware_components.node_uuid", &self.node_uuid)?,
+            node_uuid: parse("firmware_components.node_uuid", &self.node_uuid)?,
             component: self.component,
             initial_version: self.initial_version,
             current_version: self.current_version,
@@ -101,11 +84,8 @@ impl FirmwareRow {
             vendor: self.vendor,
             model: self.model,
             serial_number: self.serial_number,
-            created_at: Some(stamp("firmware_components.created_at", &self.created_at)?),
-            updated_at: self
-                .updated_at
-                .map(|text| stamp("firmware_components.updated_at", &text))
-                .transpose()?,
+            created_at: Some(parse("firmware_components.created_at", &self.created_at)?),
+            updated_at: parse_opt("firmware_components.updated_at", self.updated_at)?,
         })
     }
 }
@@ -164,13 +144,11 @@ impl Store {
             }
         }
         for setting in settings {
-            let allowable = match &setting.allowable_values {
-                None => None,
-                Some(values) => Some(
-                    serde_json::to_string(values)
-                        .map_err(|error| corrupt("bios_settings.allowable_values", error))?,
-                ),
-            };
+            let allowable = setting
+                .allowable_values
+                .as_ref()
+                .map(|values| to_json("bios_settings.allowable_values", values))
+                .transpose()?;
             let values: Vec<Value> = vec![
                 node.as_str().into(),
                 setting.name.as_str().into(),

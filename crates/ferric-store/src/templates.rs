@@ -2,16 +2,13 @@
 //! traits) as JSON text. Names are unique (`Duplicate` on a clash); both are
 //! found by UUID or by name.
 
-use ferric_types::{DeployTemplate, Runbook, Timestamp};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use ferric_types::{DeployTemplate, Runbook};
 use uuid::Uuid;
 
-use crate::db::Value;
 use crate::query::Page;
-use crate::rows::{Reference, Table};
+use crate::rows::{from_json, opt_text, parse, parse_opt, table, text, to_json};
 use crate::sql::Filter;
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store};
 
 /// The columns a template or runbook listing may be sorted on (Ironic
 /// refuses `extra` and `steps`).
@@ -71,140 +68,59 @@ pub struct TemplateQuery {
     pub project: Option<String>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct TemplateRow {
-    id: i64,
-    uuid: String,
-    name: String,
-    steps: String,
-    extra: String,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for TemplateRow {
-    const TABLE: &'static str = "deploy_templates";
-    const KIND: &'static str = "deploy template";
-    const COLUMNS: &'static [&'static str] =
-        &["uuid", "name", "steps", "extra", "created_at", "updated_at"];
-    const REFERENCES: &'static [Reference] = &[];
-
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.name.into(),
-            self.steps.into(),
-            self.extra.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
+table! {
+    TemplateRow in "deploy_templates", kind "deploy template",
+    references [],
+    {
+        uuid: String,
+        name: String,
+        steps: String,
+        extra: String,
+        created_at: String,
+        updated_at: Option<String>,
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RunbookRow {
-    id: i64,
-    uuid: String,
-    name: String,
-    description: Option<String>,
-    steps: String,
-    disable_ramdisk: bool,
-    public: bool,
-    owner: Option<String>,
-    traits: String,
-    extra: String,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for RunbookRow {
-    const TABLE: &'static str = "runbooks";
-    const KIND: &'static str = "runbook";
-    const COLUMNS: &'static [&'static str] = &[
-        "uuid",
-        "name",
-        "description",
-        "steps",
-        "disable_ramdisk",
-        "public",
-        "owner",
-        "traits",
-        "extra",
-        "created_at",
-        "updated_at",
-    ];
-    const REFERENCES: &'static [Reference] = &[];
-
-    fn id(&self) -> i64 {
-        self.id
+table! {
+    RunbookRow in "runbooks", kind "runbook",
+    references [],
+    {
+        uuid: String,
+        name: String,
+        description: Option<String>,
+        steps: String,
+        disable_ramdisk: bool,
+        public: bool,
+        owner: Option<String>,
+        traits: String,
+        extra: String,
+        created_at: String,
+        updated_at: Option<String>,
     }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.name.into(),
-            self.description.into(),
-            self.steps.into(),
-            self.disable_ramdisk.into(),
-            self.public.into(),
-            self.owner.into(),
-            self.traits.into(),
-            self.extra.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
-    }
-}
-
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
-}
-
-fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|error| corrupt(what, error))
-}
-
-fn decode<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|error| corrupt(what, error))
-}
-
-fn uuid(what: &'static str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| corrupt(what, format!("unexpected value {text:?}")))
-}
-
-fn time(what: &'static str, text: &str) -> Result<Timestamp> {
-    Timestamp::parse(text).ok_or_else(|| corrupt(what, format!("unexpected value {text:?}")))
 }
 
 impl TemplateRow {
     fn from_template(template: &DeployTemplate) -> Result<Self> {
         Ok(Self {
             id: template.id,
-            uuid: template.uuid.to_string(),
+            uuid: text(&template.uuid),
             name: template.name.clone(),
-            steps: encode("deploy template steps", &template.steps)?,
-            extra: encode("deploy template extra", &template.extra)?,
-            created_at: template.created_at.to_text(),
-            updated_at: template.updated_at.map(Timestamp::to_text),
+            steps: to_json("deploy template steps", &template.steps)?,
+            extra: to_json("deploy template extra", &template.extra)?,
+            created_at: text(&template.created_at),
+            updated_at: opt_text(&template.updated_at),
         })
     }
 
     fn into_template(self) -> Result<DeployTemplate> {
         Ok(DeployTemplate {
             id: self.id,
-            uuid: uuid("deploy template uuid", &self.uuid)?,
+            uuid: parse("deploy template uuid", &self.uuid)?,
             name: self.name,
-            steps: decode("deploy template steps", &self.steps)?,
-            extra: decode("deploy template extra", &self.extra)?,
-            created_at: time("deploy template created_at", &self.created_at)?,
-            updated_at: self
-                .updated_at
-                .map(|text| time("deploy template updated_at", &text))
-                .transpose()?,
+            steps: from_json("deploy template steps", &self.steps)?,
+            extra: from_json("deploy template extra", &self.extra)?,
+            created_at: parse("deploy template created_at", &self.created_at)?,
+            updated_at: parse_opt("deploy template updated_at", self.updated_at)?,
         })
     }
 }
@@ -213,47 +129,35 @@ impl RunbookRow {
     fn from_runbook(runbook: &Runbook) -> Result<Self> {
         Ok(Self {
             id: runbook.id,
-            uuid: runbook.uuid.to_string(),
+            uuid: text(&runbook.uuid),
             name: runbook.name.clone(),
             description: runbook.description.clone(),
-            steps: encode("runbook steps", &runbook.steps)?,
+            steps: to_json("runbook steps", &runbook.steps)?,
             disable_ramdisk: runbook.disable_ramdisk,
             public: runbook.public,
             owner: runbook.owner.clone(),
-            traits: encode("runbook traits", &runbook.traits)?,
-            extra: encode("runbook extra", &runbook.extra)?,
-            created_at: runbook.created_at.to_text(),
-            updated_at: runbook.updated_at.map(Timestamp::to_text),
+            traits: to_json("runbook traits", &runbook.traits)?,
+            extra: to_json("runbook extra", &runbook.extra)?,
+            created_at: text(&runbook.created_at),
+            updated_at: opt_text(&runbook.updated_at),
         })
     }
 
     fn into_runbook(self) -> Result<Runbook> {
         Ok(Runbook {
             id: self.id,
-            uuid: uuid("runbook uuid", &self.uuid)?,
+            uuid: parse("runbook uuid", &self.uuid)?,
             name: self.name,
             description: self.description,
-            steps: decode("runbook steps", &self.steps)?,
+            steps: from_json("runbook steps", &self.steps)?,
             disable_ramdisk: self.disable_ramdisk,
             public: self.public,
             owner: self.owner,
-            traits: decode("runbook traits", &self.traits)?,
-            extra: decode("runbook extra", &self.extra)?,
-            created_at: time("runbook created_at", &self.created_at)?,
-            updated_at: self
-                .updated_at
-                .map(|text| time("runbook updated_at", &text))
-                .transpose()?,
+            traits: from_json("runbook traits", &self.traits)?,
+            extra: from_json("runbook extra", &self.extra)?,
+            created_at: parse("runbook created_at", &self.created_at)?,
+            updated_at: parse_opt("runbook updated_at", self.updated_at)?,
         })
-    }
-}
-
-/// The column and value to find `ident` by: its UUID if it parses as one,
-/// its name otherwise.
-fn lookup(ident: &str) -> (&'static str, String) {
-    match Uuid::parse_str(ident) {
-        Ok(uuid) => ("uuid", uuid.to_string()),
-        Err(_) => ("name", ident.to_owned()),
     }
 }
 
@@ -270,8 +174,7 @@ impl Store {
 
     /// The template with this UUID or name.
     pub async fn deploy_template_get(&self, ident: &str) -> Result<DeployTemplate> {
-        let (column, value) = lookup(ident);
-        self.get::<TemplateRow>(column, &value).await?.into_template()
+        self.get_by_uuid_or_name::<TemplateRow>(ident).await?.into_template()
     }
 
     /// Rewrites a template (`updated_at` set); a taken name → `Duplicate`.
@@ -280,13 +183,7 @@ impl Store {
         template: &DeployTemplate,
     ) -> Result<DeployTemplate> {
         let row = TemplateRow::from_template(template)?;
-        let stored = self.update(row, template.uuid, None).await?;
-        stored
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "deploy template",
-                ident: template.uuid.to_string(),
-            })?
-            .into_template()
+        self.update_existing(row, template.uuid).await?.into_template()
     }
 
     pub async fn deploy_template_delete(&self, uuid: Uuid) -> Result<()> {
@@ -317,20 +214,13 @@ impl Store {
 
     /// The runbook with this UUID or name.
     pub async fn runbook_get(&self, ident: &str) -> Result<Runbook> {
-        let (column, value) = lookup(ident);
-        self.get::<RunbookRow>(column, &value).await?.into_runbook()
+        self.get_by_uuid_or_name::<RunbookRow>(ident).await?.into_runbook()
     }
 
     /// Rewrites a runbook (`updated_at` set); a taken name → `Duplicate`.
     pub async fn runbook_update(&self, runbook: &Runbook) -> Result<Runbook> {
         let row = RunbookRow::from_runbook(runbook)?;
-        let stored = self.update(row, runbook.uuid, None).await?;
-        stored
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "runbook",
-                ident: runbook.uuid.to_string(),
-            })?
-            .into_runbook()
+        self.update_existing(row, runbook.uuid).await?.into_runbook()
     }
 
     pub async fn runbook_delete(&self, uuid: Uuid) -> Result<()> {

@@ -4,14 +4,13 @@
 //! target of a node with the same `boot_index`, is [`StoreError::Duplicate`]
 //! on field `connector_id` / `boot_index`.
 
-use ferric_types::{ConnectorType, Timestamp, VolumeConnector, VolumeTarget};
+use ferric_types::{VolumeConnector, VolumeTarget};
 use uuid::Uuid;
 
-use crate::db::Value;
 use crate::query::Page;
-use crate::rows::{to_json, Reference, Table};
+use crate::rows::{from_json, opt_text, parse, parse_opt, table, text, to_json};
 use crate::sql::Filter;
-use crate::{Result, Store, StoreError};
+use crate::{is_unique_violation, Result, Store, StoreError};
 
 /// The columns a connector listing may be sorted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,145 +97,60 @@ pub struct VolumeQuery<K> {
     pub page: Page,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ConnectorRow {
-    id: i64,
-    uuid: String,
-    node_uuid: String,
-    connector_type: String,
-    connector_id: String,
-    extra: String,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for ConnectorRow {
-    const TABLE: &'static str = "volume_connectors";
-    const KIND: &'static str = "volume connector";
-    const COLUMNS: &'static [&'static str] = &[
-        "uuid",
-        "node_uuid",
-        "connector_type",
-        "connector_id",
-        "extra",
-        "created_at",
-        "updated_at",
-    ];
-    const REFERENCES: &'static [Reference] =
-        &[Reference { column: "node_uuid", kind: "node", table: "nodes" }];
-
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.node_uuid.into(),
-            self.connector_type.into(),
-            self.connector_id.into(),
-            self.extra.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
+table! {
+    ConnectorRow in "volume_connectors", kind "volume connector",
+    references ["node_uuid" -> "node" in "nodes"],
+    {
+        uuid: String,
+        node_uuid: String,
+        connector_type: String,
+        connector_id: String,
+        extra: String,
+        created_at: String,
+        updated_at: Option<String>,
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct TargetRow {
-    id: i64,
-    uuid: String,
-    node_uuid: String,
-    volume_type: String,
-    properties: String,
-    boot_index: i64,
-    volume_id: String,
-    extra: String,
-    created_at: String,
-    updated_at: Option<String>,
-}
-
-impl Table for TargetRow {
-    const TABLE: &'static str = "volume_targets";
-    const KIND: &'static str = "volume target";
-    const COLUMNS: &'static [&'static str] = &[
-        "uuid",
-        "node_uuid",
-        "volume_type",
-        "properties",
-        "boot_index",
-        "volume_id",
-        "extra",
-        "created_at",
-        "updated_at",
-    ];
-    const REFERENCES: &'static [Reference] =
-        &[Reference { column: "node_uuid", kind: "node", table: "nodes" }];
-
-    fn id(&self) -> i64 {
-        self.id
+table! {
+    TargetRow in "volume_targets", kind "volume target",
+    references ["node_uuid" -> "node" in "nodes"],
+    {
+        uuid: String,
+        node_uuid: String,
+        volume_type: String,
+        properties: String,
+        boot_index: i64,
+        volume_id: String,
+        extra: String,
+        created_at: String,
+        updated_at: Option<String>,
     }
-
-    fn into_values(self) -> Vec<Value> {
-        vec![
-            self.uuid.into(),
-            self.node_uuid.into(),
-            self.volume_type.into(),
-            self.properties.into(),
-            self.boot_index.into(),
-            self.volume_id.into(),
-            self.extra.into(),
-            self.created_at.into(),
-            self.updated_at.into(),
-        ]
-    }
-}
-
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
-}
-
-fn uuid(what: &'static str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|err| corrupt(what, err))
-}
-
-fn time(what: &'static str, text: &str) -> Result<Timestamp> {
-    Timestamp::parse(text).ok_or_else(|| corrupt(what, format!("unexpected value {text:?}")))
-}
-
-fn opt_time(what: &'static str, text: Option<String>) -> Result<Option<Timestamp>> {
-    text.map(|text| time(what, &text)).transpose()
-}
-
-fn object(what: &'static str, text: &str) -> Result<ferric_types::JsonObject> {
-    serde_json::from_str(text).map_err(|err| corrupt(what, err))
 }
 
 impl ConnectorRow {
     fn from_record(c: &VolumeConnector) -> Result<Self> {
         Ok(Self {
             id: c.id,
-            uuid: c.uuid.to_string(),
-            node_uuid: c.node_uuid.to_string(),
-            connector_type: c.connector_type.as_str().to_owned(),
+            uuid: text(&c.uuid),
+            node_uuid: text(&c.node_uuid),
+            connector_type: text(&c.connector_type),
             connector_id: c.connector_id.clone(),
             extra: to_json("volume connector extra", &c.extra)?,
-            created_at: c.created_at.to_text(),
-            updated_at: c.updated_at.map(Timestamp::to_text),
+            created_at: text(&c.created_at),
+            updated_at: opt_text(&c.updated_at),
         })
     }
 
     fn into_record(self) -> Result<VolumeConnector> {
         Ok(VolumeConnector {
             id: self.id,
-            uuid: uuid("volume connector uuid", &self.uuid)?,
-            node_uuid: uuid("volume connector node_uuid", &self.node_uuid)?,
-            connector_type: ConnectorType::parse(&self.connector_type)
-                .ok_or_else(|| corrupt("volume connector type", &self.connector_type))?,
+            uuid: parse("volume connector uuid", &self.uuid)?,
+            node_uuid: parse("volume connector node_uuid", &self.node_uuid)?,
+            connector_type: parse("volume connector type", &self.connector_type)?,
             connector_id: self.connector_id,
-            extra: object("volume connector extra", &self.extra)?,
-            created_at: time("volume connector created_at", &self.created_at)?,
-            updated_at: opt_time("volume connector updated_at", self.updated_at)?,
+            extra: from_json("volume connector extra", &self.extra)?,
+            created_at: parse("volume connector created_at", &self.created_at)?,
+            updated_at: parse_opt("volume connector updated_at", self.updated_at)?,
         })
     }
 }
@@ -245,30 +159,30 @@ impl TargetRow {
     fn from_record(t: &VolumeTarget) -> Result<Self> {
         Ok(Self {
             id: t.id,
-            uuid: t.uuid.to_string(),
-            node_uuid: t.node_uuid.to_string(),
+            uuid: text(&t.uuid),
+            node_uuid: text(&t.node_uuid),
             volume_type: t.volume_type.clone(),
             properties: to_json("volume target properties", &t.properties)?,
             boot_index: t.boot_index,
             volume_id: t.volume_id.clone(),
             extra: to_json("volume target extra", &t.extra)?,
-            created_at: t.created_at.to_text(),
-            updated_at: t.updated_at.map(Timestamp::to_text),
+            created_at: text(&t.created_at),
+            updated_at: opt_text(&t.updated_at),
         })
     }
 
     fn into_record(self) -> Result<VolumeTarget> {
         Ok(VolumeTarget {
             id: self.id,
-            uuid: uuid("volume target uuid", &self.uuid)?,
-            node_uuid: uuid("volume target node_uuid", &self.node_uuid)?,
+            uuid: parse("volume target uuid", &self.uuid)?,
+            node_uuid: parse("volume target node_uuid", &self.node_uuid)?,
             volume_type: self.volume_type,
-            properties: object("volume target properties", &self.properties)?,
+            properties: from_json("volume target properties", &self.properties)?,
             boot_index: self.boot_index,
             volume_id: self.volume_id,
-            extra: object("volume target extra", &self.extra)?,
-            created_at: time("volume target created_at", &self.created_at)?,
-            updated_at: opt_time("volume target updated_at", self.updated_at)?,
+            extra: from_json("volume target extra", &self.extra)?,
+            created_at: parse("volume target created_at", &self.created_at)?,
+            updated_at: parse_opt("volume target updated_at", self.updated_at)?,
         })
     }
 }
@@ -282,9 +196,7 @@ fn composite_duplicate(
     value: String,
 ) -> StoreError {
     match error {
-        StoreError::Database(err)
-            if err.as_database_error().is_some_and(|e| e.is_unique_violation()) =>
-        {
+        StoreError::Database(err) if is_unique_violation(&err) => {
             StoreError::Duplicate { kind, field, value }
         }
         other => other,
@@ -319,14 +231,10 @@ impl Store {
 
     /// Writes every field of `c` (by id and uuid).
     pub async fn volume_connector_update(&self, c: &VolumeConnector) -> Result<VolumeConnector> {
-        let stored =
-            self.update(ConnectorRow::from_record(c)?, c.uuid, None).await.map_err(|e| {
+        self.update_existing(ConnectorRow::from_record(c)?, c.uuid)
+            .await
+            .map_err(|e| {
                 composite_duplicate(e, "volume connector", "connector_id", c.connector_id.clone())
-            })?;
-        stored
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "volume connector",
-                ident: c.uuid.to_string(),
             })?
             .into_record()
     }
@@ -362,13 +270,10 @@ impl Store {
     }
 
     pub async fn volume_target_update(&self, t: &VolumeTarget) -> Result<VolumeTarget> {
-        let stored = self.update(TargetRow::from_record(t)?, t.uuid, None).await.map_err(|e| {
-            composite_duplicate(e, "volume target", "boot_index", t.boot_index.to_string())
-        })?;
-        stored
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "volume target",
-                ident: t.uuid.to_string(),
+        self.update_existing(TargetRow::from_record(t)?, t.uuid)
+            .await
+            .map_err(|e| {
+                composite_duplicate(e, "volume target", "boot_index", t.boot_index.to_string())
             })?
             .into_record()
     }

@@ -1,5 +1,7 @@
 //! Inspection rules (API 1.96) over real HTTP, on SQLite and PostgreSQL:
-//! CRUD, every validation error, sensitive masking, listings and gating.
+//! CRUD, every validation error, sensitive masking, listings and gating,
+//! and rules applied by a real agent inspection (a stand-in agent serves
+//! the inventory).
 
 #![allow(clippy::unwrap_used)]
 
@@ -405,6 +407,173 @@ async fn priority_given_as_a_string_of_digits_is_an_integer() {
             assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{priority}");
             assert!(reply.fault().contains(message), "{priority}: {}", reply.fault());
         }
+        ctx
+    })
+    .await;
+}
+
+/// A stand-in for the ramdisk agent: answers every command with a
+/// successful `system.get_inventory` carrying `inventory`. Returns its URL.
+async fn fake_agent(inventory: Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                // Read the request head and its body (Content-Length).
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(read) = stream.read(&mut chunk).await else { return };
+                    if read == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&buffer).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buffer.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body = json!({
+                    "id": Uuid::new_v4().to_string(),
+                    "command_name": "get_inventory",
+                    "command_status": "SUCCEEDED",
+                    "command_error": null,
+                    "command_result": {"inventory": inventory}
+                })
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// Inspects `node` (agent inspection on fake hardware) with an agent that
+/// reports `agent_url`'s inventory: lookup, heartbeat, then the conductor
+/// fetches the inventory and applies the rules. Returns the settled node.
+async fn inspect_with_agent(
+    ctx: &ferric_test_utils::TestContext,
+    node: &str,
+    mac: &str,
+    agent_url: &str,
+) -> Value {
+    let reply =
+        ctx.put(&format!("/v1/nodes/{node}/states/provision"), json!({"target": "inspect"})).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let waiting = ctx.wait_until_idle(node).await;
+    assert_eq!(waiting["provision_state"], "inspect wait", "{waiting}");
+    let found = ctx.get(&format!("/v1/lookup?addresses={mac}")).await;
+    assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+    let token = found.body["config"]["agent_token"].as_str().unwrap().to_owned();
+    let beat = ctx
+        .post(
+            &format!("/v1/heartbeat/{node}"),
+            json!({"callback_url": agent_url, "agent_token": token, "agent_version": "test-agent"}),
+        )
+        .await;
+    assert_eq!(beat.status, StatusCode::ACCEPTED, "{:?}", beat.body);
+    ctx.wait_until_idle(node).await
+}
+
+#[tokio::test]
+async fn rules_apply_after_a_real_agent_inspection() {
+    for_each_backend(|ctx| async move {
+        let mac = "52:54:00:12:34:56";
+        let inventory = json!({
+            "cpu": {"architecture": "x86_64", "count": 8},
+            "memory": {"physical_mb": 16384},
+            "disks": [{"name": "/dev/sda", "size": 107_374_182_400_u64}],
+            "interfaces": [{"name": "eth0", "mac_address": mac, "ipv4_address": "192.0.2.10"}],
+            "system_vendor": {"manufacturer": "Dell Inc.", "product_name": "PowerEdge R650"},
+            "bmc_address": "192.0.2.200"
+        });
+        let agent = fake_agent(inventory).await;
+        let created = ctx
+            .post("/v1/nodes", json!({"driver": "fake-hardware", "name": "ruled",
+                                      "inspect_interface": "agent"}))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let node = created.body["uuid"].as_str().unwrap().to_owned();
+        let port = ctx.post("/v1/ports", json!({"address": mac, "node_uuid": node})).await;
+        assert_eq!(port.status, StatusCode::CREATED, "{:?}", port.body);
+        assert_eq!(ctx.provision(&node, "manage").await["provision_state"], "manageable");
+
+        let rule = |body: Value| {
+            let ctx = &ctx;
+            async move {
+                let reply = ctx.post("/v1/inspection_rules", body).await;
+                assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+                reply.body["uuid"].as_str().unwrap().to_owned()
+            }
+        };
+        rule(json!({
+            "description": "Dell BMC setup",
+            "priority": 100,
+            "conditions": [
+                {"op": "contains", "args": {"value": "{inventory[system_vendor][manufacturer]}", "regex": "(?i)dell"}},
+                {"op": "eq", "args": {"values": ["{inventory[cpu][architecture]}", "x86_64"]}}
+            ],
+            "actions": [
+                {"op": "set-attribute", "args": {"path": "/driver_info/redfish_address", "value": "https://{inventory[bmc_address]}"}},
+                {"op": "set-attribute", "args": {"path": "extra.model", "value": "{inventory[system_vendor][product_name]}"}},
+                {"op": "add-trait", "args": {"name": "CUSTOM_DELL"}},
+                {"op": "set-capability", "args": {"name": "boot_mode", "value": "uefi"}},
+                {"op": "log", "args": {"msg": "matched {node.name}"}}
+            ]
+        }))
+        .await;
+        // A rule whose conditions do not hold changes nothing.
+        rule(json!({
+            "conditions": [{"op": "eq", "args": {"values": ["{inventory[system_vendor][manufacturer]}", "HPE"]}}],
+            "actions": [{"op": "add-trait", "args": {"name": "CUSTOM_HPE"}}]
+        }))
+        .await;
+
+        let inspected = inspect_with_agent(&ctx, &node, mac, &agent).await;
+        assert_eq!(inspected["provision_state"], "manageable", "{inspected}");
+        assert!(inspected["last_error"].is_null(), "{inspected}");
+        assert_eq!(inspected["driver_info"]["redfish_address"], "https://192.0.2.200");
+        assert_eq!(inspected["extra"]["model"], "PowerEdge R650");
+        assert_eq!(inspected["traits"], json!(["CUSTOM_DELL"]));
+        assert_eq!(inspected["properties"]["capabilities"], "boot_mode:uefi");
+        // What inspection itself derives is kept alongside.
+        assert_eq!(inspected["properties"]["cpu_arch"], "x86_64");
+        assert_eq!(inspected["properties"]["memory_mb"], 16384);
+        let stored = ctx.get(&format!("/v1/nodes/{node}/inventory")).await;
+        assert_eq!(stored.body["inventory"]["bmc_address"], "192.0.2.200");
+
+        // A fail action fails the inspection with its message.
+        let fail = rule(json!({
+            "priority": 50,
+            "conditions": [{"op": "!is-empty", "args": {"value": "{inventory[bmc_address]}"}}],
+            "actions": [{"op": "fail", "args": {"msg": "BMC {inventory[bmc_address]} is not allowed"}}]
+        }))
+        .await;
+        let failed = inspect_with_agent(&ctx, &node, mac, &agent).await;
+        assert_eq!(failed["provision_state"], "inspect failed", "{failed}");
+        // As in Ironic, a fail message is not interpolated.
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("BMC {inventory[bmc_address]} is not allowed"), "{error}");
+        assert_eq!(ctx.delete(&format!("/v1/inspection_rules/{fail}")).await.status, StatusCode::NO_CONTENT);
         ctx
     })
     .await;

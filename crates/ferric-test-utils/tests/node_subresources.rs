@@ -188,6 +188,25 @@ async fn virtual_media_attach_and_detach() {
         let attached = &shown["driver_internal_info"]["fake_vmedia"];
         assert_eq!(attached["cdrom"]["image_download_source"], "local");
         assert_eq!(attached["floppy"]["image_download_source"], "http");
+        // Listed from 1.93 as Ironic does: a bare list of the BMC's slots.
+        for old in ["1.88", "1.92"] {
+            let reply = ctx.request(Method::GET, &vmedia, Some(old), None).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{old}");
+        }
+        let listed = ctx.request(Method::GET, &vmedia, Some("1.93"), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        assert_eq!(
+            listed.body,
+            json!([
+                {"media_types": ["CD", "DVD"], "inserted": true, "image": "http://images/boot.iso"},
+                {"media_types": ["Floppy"], "inserted": true, "image": "nfs://host/f.img"},
+                {"media_types": ["USBStick"], "inserted": false, "image": ""},
+            ])
+        );
+        let by_name = ctx.get("/v1/nodes/vmedia-node/vmedia").await;
+        assert_eq!(by_name.body, listed.body);
+        expect_error(&ctx, Method::GET, "/v1/nodes/no-such-node/vmedia", None,
+            StatusCode::NOT_FOUND, "no-such-node").await;
 
         let reply = ctx
             .request(Method::DELETE, &format!("{vmedia}?device_types=cdrom"), Some("latest"), None)
@@ -198,6 +217,8 @@ async fn virtual_media_attach_and_detach() {
         assert_eq!(ctx.delete(&vmedia).await.status, StatusCode::NO_CONTENT);
         let shown = ctx.get(&format!("/v1/nodes/{node}")).await.body;
         assert!(shown["driver_internal_info"].get("fake_vmedia").is_none());
+        let listed = ctx.get(&vmedia).await.body;
+        assert!(listed.as_array().unwrap().iter().all(|slot| slot["inserted"] == false), "{listed}");
 
         let cases = [
             (json!({"image_url": "http://x/y.iso"}), "'device_type' is a required property"),
@@ -230,6 +251,8 @@ async fn virtual_media_attach_and_detach() {
             "Driver ipmi does not support attach_virtual_media (disabled or not implemented).").await;
         expect_error(&ctx, Method::DELETE, "/v1/nodes/vmedia-ipmi/vmedia", None, StatusCode::BAD_REQUEST,
             "Driver ipmi does not support detach_virtual_media (disabled or not implemented).").await;
+        expect_error(&ctx, Method::GET, "/v1/nodes/vmedia-ipmi/vmedia", None, StatusCode::BAD_REQUEST,
+            "Driver ipmi does not support get_virtual_media (disabled or not implemented).").await;
 
         reserve(&ctx, &node, Some("other-host")).await;
         expect_error(&ctx, Method::POST, &vmedia,
@@ -511,6 +534,79 @@ async fn firmware_components() {
         // Removed with the node.
         assert_eq!(ctx.delete(&format!("/v1/nodes/{node}")).await.status, StatusCode::NO_CONTENT);
         assert!(ctx.store.firmware_list(uuid).await.unwrap().is_empty());
+        ctx
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn firmware_components_from_fake_update_steps() {
+    for_each_backend(|ctx| async move {
+        let created = ctx
+            .post(
+                "/v1/nodes",
+                json!({"driver": "fake-hardware", "name": "flash-node",
+                                      "firmware_interface": "fake"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let node = uuid_of(&created.body);
+        let firmware = format!("/v1/nodes/{node}/firmware");
+        ctx.provision(&node, "manage").await;
+        let clean = |steps: Value| {
+            let (ctx, node) = (&ctx, &node);
+            async move {
+                let path = format!("/v1/nodes/{node}/states/provision");
+                let reply = ctx.put(&path, json!({"target": "clean", "clean_steps": steps})).await;
+                assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+                ctx.wait_until_idle(node).await
+            }
+        };
+        let update = |url: &str| {
+            json!([{"interface": "firmware", "step": "update",
+                    "args": {"settings": [{"component": "bios", "url": url}]}}])
+        };
+        let settled = clean(update("http://images.example/fw/bios.bin")).await;
+        assert_eq!(settled["provision_state"], "manageable", "{settled}");
+        let listed = ctx.get(&firmware).await.body;
+        let items = listed["firmware"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{listed}");
+        // The versions before the flash are the initial ones.
+        assert_eq!(items[0]["component"], "bios");
+        assert_eq!(items[0]["initial_version"], "1.0.0");
+        assert_eq!(items[0]["current_version"], "1.0.1");
+        assert_eq!(items[0]["last_version_flashed"], "1.0.1");
+        assert_eq!(items[1]["component"], "bmc");
+        assert_eq!(items[1]["initial_version"], "1.0.0");
+        assert_eq!(items[1]["current_version"], "1.0.0");
+        assert_eq!(items[1]["last_version_flashed"], Value::Null);
+
+        // A second flash, the version named in the image: initial kept.
+        let settled = clean(update("http://images.example/fw/bios-2.4.1.bin")).await;
+        assert_eq!(settled["provision_state"], "manageable", "{settled}");
+        let items = ctx.get(&firmware).await.body["firmware"].clone();
+        assert_eq!(items[0]["initial_version"], "1.0.0");
+        assert_eq!(items[0]["current_version"], "2.4.1");
+        assert_eq!(items[0]["last_version_flashed"], "2.4.1");
+        assert!(items[0]["updated_at"].is_string(), "{items}");
+
+        // Bad arguments fail the cleaning and flash nothing.
+        let bad = json!([{"interface": "firmware", "step": "update",
+                          "args": {"settings": [{"component": "bios"}]}}]);
+        let failed = clean(bad).await;
+        assert_eq!(failed["provision_state"], "clean failed", "{failed}");
+        assert!(failed["last_error"].as_str().unwrap().contains("url"), "{failed}");
+        assert_eq!(ctx.get(&firmware).await.body["firmware"][0]["current_version"], "2.4.1");
+
+        // Without a fake firmware interface there is nothing to record.
+        let plain = uuid_of(&ctx.create_node("no-fw-node").await);
+        ctx.provision(&plain, "manage").await;
+        let settled = ctx.provision(&plain, "provide").await;
+        assert_eq!(settled["provision_state"], "available", "{settled}");
+        assert_eq!(
+            ctx.get(&format!("/v1/nodes/{plain}/firmware")).await.body,
+            json!({"firmware": []})
+        );
         ctx
     })
     .await;

@@ -29,7 +29,8 @@ pub use records::{
     Portgroup, ProvisionRequest, Severity, Timestamp,
 };
 pub use settings::{
-    BiosSetting, FirmwareComponent, ImageDownloadSource, VirtualMedia, VmediaDevice,
+    BiosSetting, FirmwareComponent, ImageDownloadSource, VirtualMedia, VirtualMediaSlot,
+    VmediaDevice,
 };
 pub use templates::{DeployTemplate, Runbook, RunbookStep, StepInterface, TemplateStep};
 pub use volume::{ConnectorType, VolumeConnector, VolumeTarget};

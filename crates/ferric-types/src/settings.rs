@@ -53,6 +53,42 @@ pub struct FirmwareComponent {
     pub updated_at: Option<Timestamp>,
 }
 
+impl FirmwareComponent {
+    /// The rows to store when the BMC reports `reported` (component, current
+    /// version) and `known` are stored, as Ironic syncs them: a new
+    /// component starts with its initial and current version; a known one
+    /// whose version changed takes it as current and last flashed version
+    /// (keeping its initial version). Unchanged components are left out.
+    pub fn sync(
+        node_uuid: Uuid,
+        known: &[FirmwareComponent],
+        reported: &[(String, String)],
+    ) -> Vec<FirmwareComponent> {
+        let mut changed = Vec::new();
+        for (component, version) in reported {
+            match known.iter().find(|row| row.component == *component) {
+                None => changed.push(FirmwareComponent {
+                    node_uuid,
+                    component: component.clone(),
+                    initial_version: version.clone(),
+                    current_version: Some(version.clone()),
+                    ..FirmwareComponent::default()
+                }),
+                Some(row) if row.current_version.as_deref() != Some(version.as_str()) => changed
+                    .push(FirmwareComponent {
+                        current_version: Some(version.clone()),
+                        last_version_flashed: Some(version.clone()),
+                        created_at: None,
+                        updated_at: None,
+                        ..row.clone()
+                    }),
+                Some(_) => {}
+            }
+        }
+        changed
+    }
+}
+
 /// A device an image can be attached to as virtual media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,9 +154,46 @@ pub struct VirtualMedia {
     pub image_download_source: ImageDownloadSource,
 }
 
+/// One virtual media slot of a BMC as `GET /v1/nodes/{node}/vmedia`
+/// reports it (Redfish's names: media types such as `CD`, `DVD`, `Floppy`,
+/// `USBStick`; `image` empty when nothing is inserted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualMediaSlot {
+    pub media_types: Vec<String>,
+    pub inserted: bool,
+    pub image: String,
+}
+
+impl VmediaDevice {
+    /// The Redfish media types of the slot Ironic uses for this device
+    /// (`cdrom` also takes DVDs, `disk` is a USB stick).
+    pub fn redfish_media_types(self) -> &'static [&'static str] {
+        match self {
+            Self::Cdrom => &["CD", "DVD"],
+            Self::Disk => &["USBStick"],
+            Self::Floppy => &["Floppy"],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn firmware_sync_keeps_the_initial_version() {
+        let node = Uuid::new_v4();
+        let first = FirmwareComponent::sync(node, &[], &[("bios".into(), "1.0".into())]);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].initial_version, "1.0");
+        assert_eq!(first[0].current_version.as_deref(), Some("1.0"));
+        assert_eq!(first[0].last_version_flashed, None);
+        assert!(FirmwareComponent::sync(node, &first, &[("bios".into(), "1.0".into())]).is_empty());
+        let flashed = FirmwareComponent::sync(node, &first, &[("bios".into(), "2.0".into())]);
+        assert_eq!(flashed[0].initial_version, "1.0");
+        assert_eq!(flashed[0].current_version.as_deref(), Some("2.0"));
+        assert_eq!(flashed[0].last_version_flashed.as_deref(), Some("2.0"));
+    }
 
     #[test]
     fn names_round_trip() {

@@ -13,6 +13,7 @@ use ferric_types::{Node, PendingAction, ProvisionState, Timestamp};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
+use super::common::body_object;
 use super::nodes;
 use crate::ctx::{Body, Ctx, Params};
 use crate::error::{ApiError, ApiResult};
@@ -131,9 +132,7 @@ pub async fn heartbeat(
     Body(body): Body<Value>,
 ) -> ApiResult<StatusCode> {
     ctx.version.require_endpoint(22)?;
-    let Value::Object(body) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let body = body_object(body)?;
     let text = |key: &str| -> ApiResult<Option<String>> {
         match body.get(key) {
             None | Some(Value::Null) => Ok(None),

@@ -10,7 +10,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::{
     AllocationQuery, AllocationSortKey, NodeFilters, NodeIdent, NodeQuery, StoreError,
@@ -21,10 +21,12 @@ use ferric_types::allocation::{
 };
 use ferric_types::validate::is_valid_trait;
 use ferric_types::{Allocation, AllocationState, Node, ProvisionState};
+use http::Method;
 use rand::seq::SliceRandom;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::common::{body_object, created, duplicate, gate, not_found, or_not_found, NAME_OR_UUID};
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -56,48 +58,24 @@ const UNSORTABLE: [&str; 3] = ["extra", "candidate_nodes", "traits"];
 /// Longest owner accepted (the column size in Ironic).
 const MAX_OWNER_LEN: usize = 255;
 
-/// Below 1.52 Ironic hides allocations: 404 for GET, 405 for the rest;
-/// PATCH is 405 below 1.57 as well.
-fn require_method(ctx: &Ctx, minor: u16) -> ApiResult<()> {
-    if ctx.version.at_least(minor) {
-        Ok(())
-    } else if minor == ALLOCATIONS {
-        Err(ApiError::MethodNotAllowed("The API version does not allow allocations".into()))
-    } else {
-        Err(ApiError::MethodNotAllowed(
-            "The API version does not allow updating allocations".into(),
-        ))
-    }
-}
-
-fn not_found(ident: &str) -> ApiError {
-    ApiError::NotFound(format!("Allocation {ident} could not be found."))
-}
-
 /// By UUID or name. (A malformed UUID is looked up as a name and so is not
 /// found: Ironic accepts some malformed UUIDs here, ferric only the forms
 /// `Uuid` parses.)
 async fn load(state: &ApiState, ident: &str) -> ApiResult<Allocation> {
-    state.store.allocation_get(ident).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => not_found(ident),
-        other => other.into(),
-    })
+    state.store.allocation_get(ident).await.map_err(or_not_found("Allocation", ident))
 }
 
 /// Store write errors as Ironic words them.
 fn write_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::Duplicate { kind: "allocation", field: "name", value } => {
-            ApiError::Conflict(format!("An allocation with name {value} already exists."))
-        }
-        StoreError::Duplicate { kind: "allocation", field: "uuid", value } => {
-            ApiError::Conflict(format!("An allocation with UUID {value} already exists."))
-        }
         StoreError::Duplicate { kind: "node", field: "instance_uuid", value } => {
             ApiError::Conflict(format!(
                 "Instance {value} is already associated with a node, it cannot be associated \
                  with another node"
             ))
+        }
+        StoreError::Duplicate { kind: "allocation", .. } => {
+            duplicate("An allocation", NAME_OR_UUID)(error)
         }
         other => other.into(),
     }
@@ -115,14 +93,11 @@ fn string_list(doc: &Map<String, Value>, key: &str) -> ApiResult<Vec<String>> {
     }
 }
 
-/// `fields=` of a single-allocation GET.
+/// `fields=` of a single-allocation GET (checked before the rest of the
+/// query).
 fn take_fields(params: &mut Params, ctx: &Ctx) -> ApiResult<Option<Vec<String>>> {
-    let fields: Option<Vec<String>> = params.take_since("fields", ctx, 8)?.map(|text| {
-        text.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect()
-    });
-    if let Some(fields) = &fields {
-        view::check_fields(fields, view::ALLOCATION_FIELDS, ctx)?;
-    }
+    let fields = params.take_fields(ctx)?;
+    view::check_selection(fields.as_deref(), view::ALLOCATION_FIELDS, ctx)?;
     Ok(fields)
 }
 
@@ -141,10 +116,8 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    require_method(&ctx, ALLOCATIONS)?;
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    gate(&ctx, &Method::POST, ALLOCATIONS, "allocations")?;
+    let doc = body_object(body)?;
     for key in doc.keys() {
         match key.as_str() {
             "uuid" | "name" | "resource_class" | "traits" | "candidate_nodes" | "extra" => {}
@@ -221,13 +194,8 @@ pub async fn create(
         }
         None => allocate(&state, allocation).await?,
     };
-    let location = format!("{}/v1/allocations/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::allocation(&stored, &ctx, None)),
-    )
-        .into_response())
+    let body = view::allocation(&stored, &ctx, None);
+    Ok(created(&ctx, &format!("allocations/{}", stored.uuid), body))
 }
 
 /// Finds and reserves a node for `allocation`, or records why none could be.
@@ -451,9 +419,7 @@ pub async fn list(
     }
     query.owner = params.take_since("owner", &ctx, OWNER)?;
     params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::ALLOCATION_FIELDS, &ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), view::ALLOCATION_FIELDS, &ctx)?;
     if let Some(ident) = node {
         query.node_uuid = Some(referenced_node(&state, &ident).await?.uuid);
     }
@@ -490,13 +456,13 @@ pub async fn update(
     Path(ident): Path<String>,
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    require_method(&ctx, ALLOCATIONS)?;
-    require_method(&ctx, PATCHING)?;
+    gate(&ctx, &Method::PATCH, ALLOCATIONS, "allocations")?;
+    gate(&ctx, &Method::PATCH, PATCHING, "updating allocations")?;
     let mut allocation = load(&state, &ident).await?;
     let mut before = Map::new();
     before.insert("name".into(), allocation.name.clone().into());
     before.insert("extra".into(), Value::Object(allocation.extra.clone()));
-    let known: Vec<&str> = view::ALLOCATION_FIELDS.iter().map(|(name, _)| *name).collect();
+    let known = view::field_names(view::ALLOCATION_FIELDS);
     let after = patch::apply(&before, &ops, &["name", "extra"], &known)?;
     let fields = Fields(&after);
     allocation.name = fields.opt_string("name")?;
@@ -519,7 +485,7 @@ pub async fn delete(
     ctx: Ctx,
     Path(ident): Path<String>,
 ) -> ApiResult<StatusCode> {
-    require_method(&ctx, ALLOCATIONS)?;
+    gate(&ctx, &Method::DELETE, ALLOCATIONS, "allocations")?;
     let allocation = load(&state, &ident).await?;
     release(&state, allocation).await
 }
@@ -566,7 +532,7 @@ async fn release(state: &ApiState, allocation: Allocation) -> ApiResult<StatusCo
             Ok(()) => return Ok(StatusCode::NO_CONTENT),
             Err(StoreError::Stale { .. }) => continue,
             Err(StoreError::NotFound { .. }) => {
-                return Err(not_found(&allocation.uuid.to_string()))
+                return Err(not_found("Allocation", &allocation.uuid.to_string()))
             }
             Err(other) => return Err(other.into()),
         }

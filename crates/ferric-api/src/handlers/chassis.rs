@@ -2,13 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::StoreError;
 use ferric_types::{Chassis, Timestamp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::common::{body_object, created, or_not_found, show_fields_of_listing, uuid_ident};
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -17,12 +18,8 @@ use crate::view;
 use crate::ApiState;
 
 async fn load(state: &ApiState, ident: &str) -> ApiResult<Chassis> {
-    let missing = || ApiError::NotFound(format!("Chassis {ident} could not be found."));
-    let uuid = Uuid::parse_str(ident).map_err(|_| missing())?;
-    state.store.chassis_get(uuid).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => missing(),
-        other => other.into(),
-    })
+    let uuid = uuid_ident("Chassis", ident)?;
+    state.store.chassis_get(uuid).await.map_err(or_not_found("Chassis", ident))
 }
 
 fn assign(chassis: &mut Chassis, doc: &Map<String, Value>) -> ApiResult<()> {
@@ -37,9 +34,7 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         if !matches!(key.as_str(), "uuid" | "description" | "extra") {
             return Err(ApiError::bad(format!("Unknown attribute for chassis: {key}")));
@@ -56,13 +51,7 @@ pub async fn create(
     };
     assign(&mut chassis, &doc)?;
     let stored = state.store.chassis_create(&chassis).await?;
-    let location = format!("{}/v1/chassis/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::chassis(&stored, &ctx, None)),
-    )
-        .into_response())
+    Ok(created(&ctx, &format!("chassis/{}", stored.uuid), view::chassis(&stored, &ctx, None)))
 }
 
 pub async fn show(
@@ -71,13 +60,9 @@ pub async fn show(
     Path(ident): Path<String>,
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
-    let listing = Listing::parse(&mut params, &ctx, true)?;
-    params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::CHASSIS_FIELDS, &ctx)?;
-    }
+    let fields = show_fields_of_listing(&mut params, &ctx, view::CHASSIS_FIELDS)?;
     let chassis = load(&state, &ident).await?;
-    Ok(Json(view::chassis(&chassis, &ctx, listing.fields.as_deref())))
+    Ok(Json(view::chassis(&chassis, &ctx, fields.as_deref())))
 }
 
 pub async fn update(
@@ -90,7 +75,7 @@ pub async fn update(
     let mut before = Map::new();
     before.insert("description".into(), chassis.description.clone().into());
     before.insert("extra".into(), Value::Object(chassis.extra.clone()));
-    let known: Vec<&str> = view::CHASSIS_FIELDS.iter().map(|(name, _)| *name).collect();
+    let known = view::field_names(view::CHASSIS_FIELDS);
     let after = patch::apply(&before, &ops, &["description", "extra"], &known)?;
     assign(&mut chassis, &after)?;
     let stored = state.store.chassis_update(&chassis).await?;
@@ -119,17 +104,10 @@ async fn list_chassis(
 ) -> ApiResult<Json<Value>> {
     let listing = Listing::parse(&mut params, ctx, true)?;
     params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::CHASSIS_FIELDS, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), view::CHASSIS_FIELDS, ctx)?;
     let all = state.store.chassis_list(&listing.page).await?;
-    let defaults = vec!["uuid".to_owned(), "description".to_owned()];
-    let fields: Option<&[String]> = match (&listing.fields, detail || listing.detail) {
-        (Some(fields), _) => Some(fields),
-        (None, true) => None,
-        (None, false) => Some(&defaults),
-    };
-    let items = all.iter().map(|chassis| view::chassis(chassis, ctx, fields)).collect();
+    let fields = listing.selection(detail || listing.detail, &["uuid", "description"]);
+    let items = all.iter().map(|chassis| view::chassis(chassis, ctx, fields.as_deref())).collect();
     let marker = all.last().map(|chassis| chassis.uuid.to_string());
     Ok(Json(listing.finish_collection(ctx, "chassis", "chassis", items, marker)))
 }

@@ -4,15 +4,18 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
-use ferric_store::{StoreError, TemplateQuery, TemplateSortKey};
+use ferric_store::{TemplateQuery, TemplateSortKey};
 use ferric_types::templates::{check_template_name, parse_template_steps, TemplateError};
 use ferric_types::{DeployTemplate, Node, Timestamp};
 use http::Method;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::common::{
+    body_object, created, duplicate, gate, or_not_found, show_fields, NAME_OR_UUID,
+};
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, Fields};
@@ -22,33 +25,8 @@ use crate::ApiState;
 /// The microversion that introduced deploy templates.
 const SINCE: u16 = 55;
 
-/// Ironic hides a resource newer than the request: 404 for GET, 405 for
-/// the other methods.
-pub(super) fn gate(ctx: &Ctx, method: &Method, since: u16, what: &str) -> ApiResult<()> {
-    if ctx.version.at_least(since) {
-        Ok(())
-    } else if method == Method::GET {
-        Err(ApiError::NotFound(format!("The API version does not allow {what}")))
-    } else {
-        Err(ApiError::MethodNotAllowed(format!("The API version does not allow {what}")))
-    }
-}
-
 pub(super) fn invalid(error: TemplateError) -> ApiError {
     ApiError::bad(error.to_string())
-}
-
-/// A duplicate name is 409 with a message naming it.
-pub(super) fn duplicate(what: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |error| match error {
-        StoreError::Duplicate { field: "name", value, .. } => {
-            ApiError::Conflict(format!("A {what} with name {value} already exists."))
-        }
-        StoreError::Duplicate { field: "uuid", value, .. } => {
-            ApiError::Conflict(format!("A {what} with UUID {value} already exists."))
-        }
-        other => other.into(),
-    }
 }
 
 /// `limit`, `marker`, `sort_key`, `sort_dir`, `fields`, `detail` of a
@@ -60,9 +38,7 @@ pub(super) fn listing(
     runbook: bool,
 ) -> ApiResult<(Listing, TemplateQuery)> {
     let listing = Listing::parse(params, ctx, true)?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, table, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), table, ctx)?;
     let sort_key = match listing.sort_key.as_deref() {
         None => TemplateSortKey::Id,
         Some(key) => TemplateSortKey::parse(key, runbook).ok_or_else(|| {
@@ -76,20 +52,11 @@ pub(super) fn listing(
 /// The fields a listing shows: the selection, everything (detail), or
 /// `uuid` and `name`.
 pub(super) fn shown(listing: &Listing) -> Option<Vec<String>> {
-    match (&listing.fields, listing.detail) {
-        (Some(fields), _) => Some(fields.clone()),
-        (None, true) => None,
-        (None, false) => Some(vec!["uuid".to_owned(), "name".to_owned()]),
-    }
+    listing.selection(listing.detail, &["uuid", "name"])
 }
 
 async fn load(state: &ApiState, ident: &str) -> ApiResult<DeployTemplate> {
-    state.store.deploy_template_get(ident).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => {
-            ApiError::NotFound(format!("Deploy template {ident} could not be found."))
-        }
-        other => other.into(),
-    })
+    state.store.deploy_template_get(ident).await.map_err(or_not_found("Deploy template", ident))
 }
 
 /// Reads `name`, `steps` and `extra` from a create body or patched document.
@@ -112,9 +79,7 @@ pub async fn create(
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
     gate(&ctx, &Method::POST, SINCE, "deploy templates")?;
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         if !matches!(key.as_str(), "uuid" | "name" | "steps" | "extra") {
             return Err(ApiError::bad(format!("Unknown attribute for deploy template: {key}")));
@@ -135,14 +100,9 @@ pub async fn create(
         .store
         .deploy_template_create(&template)
         .await
-        .map_err(duplicate("deploy template"))?;
-    let location = format!("{}/v1/deploy_templates/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::deploy_template(&stored, &ctx, None)),
-    )
-        .into_response())
+        .map_err(duplicate("A deploy template", NAME_OR_UUID))?;
+    let body = view::deploy_template(&stored, &ctx, None);
+    Ok(created(&ctx, &format!("deploy_templates/{}", stored.uuid), body))
 }
 
 pub async fn show(
@@ -152,13 +112,7 @@ pub async fn show(
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, &Method::GET, SINCE, "deploy templates")?;
-    let fields = params.take_since("fields", &ctx, 8)?.map(|text| {
-        text.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect::<Vec<_>>()
-    });
-    params.finish()?;
-    if let Some(fields) = &fields {
-        view::check_fields(fields, view::DEPLOY_TEMPLATE_FIELDS, &ctx)?;
-    }
+    let fields = show_fields(&mut params, &ctx, view::DEPLOY_TEMPLATE_FIELDS)?;
     let template = load(&state, &ident).await?;
     Ok(Json(view::deploy_template(&template, &ctx, fields.as_deref())))
 }
@@ -176,14 +130,14 @@ pub async fn update(
     before.insert("name".into(), template.name.clone().into());
     before.insert("steps".into(), serde_json::to_value(&template.steps).unwrap_or_default());
     before.insert("extra".into(), Value::Object(template.extra.clone()));
-    let known: Vec<&str> = view::DEPLOY_TEMPLATE_FIELDS.iter().map(|(name, _)| *name).collect();
+    let known = view::field_names(view::DEPLOY_TEMPLATE_FIELDS);
     let after = patch::apply(&before, &ops, &["name", "steps", "extra"], &known)?;
     assign(&mut template, &after)?;
     let stored = state
         .store
         .deploy_template_update(&template)
         .await
-        .map_err(duplicate("deploy template"))?;
+        .map_err(duplicate("A deploy template", NAME_OR_UUID))?;
     Ok(Json(view::deploy_template(&stored, &ctx, None)))
 }
 

@@ -6,14 +6,19 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::{RuleQuery, RuleSortKey, StoreError};
 use ferric_types::inspection::{parse_actions, parse_conditions, MAX_PRIORITY};
 use ferric_types::{InspectionRule, Phase, Timestamp};
+use http::Method;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::common::{
+    body_object, created, duplicate, gate, or_not_found, show_fields_of_listing, uuid_ident,
+    UUID_ONLY,
+};
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, Fields};
@@ -28,25 +33,14 @@ const WRITABLE: &[&str] =
 const PATCHABLE: &[&str] =
     &["description", "priority", "sensitive", "phase", "conditions", "actions"];
 
-/// Reads below 1.96 are 404; writes are 405, as in Ironic.
-fn require_write(ctx: &Ctx) -> ApiResult<()> {
-    if ctx.version.at_least(SINCE) {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed("The API version does not allow inspection rules".into()))
-    }
-}
-
-fn not_found(ident: &str) -> ApiError {
-    ApiError::NotFound(format!("Inspection rule {ident} could not be found."))
+/// Reads below 1.96 are 404; writes (`method`) are 405, as in Ironic.
+fn require_write(ctx: &Ctx, method: Method) -> ApiResult<()> {
+    gate(ctx, &method, SINCE, "inspection rules")
 }
 
 async fn load(state: &ApiState, ident: &str) -> ApiResult<InspectionRule> {
-    let uuid = Uuid::parse_str(ident).map_err(|_| not_found(ident))?;
-    state.store.inspection_rule_get(uuid).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => not_found(ident),
-        other => other.into(),
-    })
+    let uuid = uuid_ident("Inspection rule", ident)?;
+    state.store.inspection_rule_get(uuid).await.map_err(or_not_found("Inspection rule", ident))
 }
 
 /// Fills `rule` from a create body or a patched document, collecting
@@ -123,10 +117,8 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    require_write(&ctx)?;
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    require_write(&ctx, Method::POST)?;
+    let doc = body_object(body)?;
     if let Some(key) = doc.keys().find(|key| !WRITABLE.contains(&key.as_str())) {
         return Err(ApiError::bad(format!("Unknown attribute for inspection rule: {key}")));
     }
@@ -144,19 +136,13 @@ pub async fn create(
         updated_at: None,
     };
     assign(&mut rule, &doc)?;
-    let stored = state.store.inspection_rule_create(&rule).await.map_err(|error| match error {
-        StoreError::Duplicate { value, .. } => {
-            ApiError::Conflict(format!("An inspection rule with UUID {value} already exists."))
-        }
-        other => other.into(),
-    })?;
-    let location = format!("{}/v1/inspection_rules/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::inspection_rule(&stored, &ctx, None)),
-    )
-        .into_response())
+    let stored = state
+        .store
+        .inspection_rule_create(&rule)
+        .await
+        .map_err(duplicate("An inspection rule", UUID_ONLY))?;
+    let body = view::inspection_rule(&stored, &ctx, None);
+    Ok(created(&ctx, &format!("inspection_rules/{}", stored.uuid), body))
 }
 
 pub async fn show(
@@ -166,13 +152,9 @@ pub async fn show(
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
     ctx.version.require_endpoint(SINCE)?;
-    let listing = Listing::parse(&mut params, &ctx, true)?;
-    params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::INSPECTION_RULE_FIELDS, &ctx)?;
-    }
+    let fields = show_fields_of_listing(&mut params, &ctx, view::INSPECTION_RULE_FIELDS)?;
     let rule = load(&state, &ident).await?;
-    Ok(Json(view::inspection_rule(&rule, &ctx, listing.fields.as_deref())))
+    Ok(Json(view::inspection_rule(&rule, &ctx, fields.as_deref())))
 }
 
 fn built_in(rule: &InspectionRule) -> ApiError {
@@ -188,7 +170,7 @@ pub async fn update(
     Path(ident): Path<String>,
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    require_write(&ctx)?;
+    require_write(&ctx, Method::PATCH)?;
     let mut rule = load(&state, &ident).await?;
     if rule.built_in {
         return Err(built_in(&rule));
@@ -206,7 +188,7 @@ pub async fn update(
         "actions".into(),
         rule.actions.iter().map(|a| a.to_json()).collect::<Vec<_>>().into(),
     );
-    let known: Vec<&str> = view::INSPECTION_RULE_FIELDS.iter().map(|(name, _)| *name).collect();
+    let known = view::field_names(view::INSPECTION_RULE_FIELDS);
     let after = patch::apply(&before, &ops, PATCHABLE, &known)?;
     let was_sensitive = rule.sensitive;
     assign(&mut rule, &after)?;
@@ -222,7 +204,7 @@ pub async fn delete(
     ctx: Ctx,
     Path(ident): Path<String>,
 ) -> ApiResult<StatusCode> {
-    require_write(&ctx)?;
+    require_write(&ctx, Method::DELETE)?;
     let rule = load(&state, &ident).await?;
     if rule.built_in {
         return Err(built_in(&rule));
@@ -248,9 +230,7 @@ pub async fn list(
     if listing.detail && listing.fields.is_some() {
         return Err(ApiError::bad("Can't fetch a subset of fields with 'detail' set"));
     }
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::INSPECTION_RULE_FIELDS, &ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), view::INSPECTION_RULE_FIELDS, &ctx)?;
     let sort_key = match &listing.sort_key {
         None => RuleSortKey::Id,
         Some(key) if key == "actions" || key == "conditions" => {
@@ -269,14 +249,9 @@ pub async fn list(
         }
         other => other.into(),
     })?;
-    let defaults: Vec<String> =
-        ["uuid", "priority", "phase", "description"].iter().map(|f| (*f).to_owned()).collect();
-    let fields: Option<&[String]> = match (&listing.fields, listing.detail) {
-        (Some(fields), _) => Some(fields),
-        (None, true) => None,
-        (None, false) => Some(&defaults),
-    };
-    let items = rules.iter().map(|rule| view::inspection_rule(rule, &ctx, fields)).collect();
+    let fields = listing.selection(listing.detail, &["uuid", "priority", "phase", "description"]);
+    let items =
+        rules.iter().map(|rule| view::inspection_rule(rule, &ctx, fields.as_deref())).collect();
     let marker = rules.last().map(|rule| rule.uuid.to_string());
     Ok(Json(listing.finish_collection(&ctx, "inspection_rules", "inspection_rules", items, marker)))
 }

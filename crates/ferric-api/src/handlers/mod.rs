@@ -3,6 +3,7 @@
 mod agent;
 mod allocations;
 mod chassis;
+mod common;
 mod conductors;
 mod deploy_templates;
 mod drivers;
@@ -110,6 +111,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/v1/nodes/{node}/vifs", "node_vif_list", "The VIFs attached to a node", since 28, 200, None, Some("VifCollection"), get(node_extras::vif_list)),
     endpoint!(POST "/v1/nodes/{node}/vifs", "node_vif_attach", "Attach a VIF to a free port or portgroup of a node", since 28, 204, Some("Vif"), None, post(node_extras::vif_attach)),
     endpoint!(DELETE "/v1/nodes/{node}/vifs/{vif}", "node_vif_detach", "Detach a VIF from a node", since 28, 204, None, None, delete(node_extras::vif_detach)),
+    endpoint!(GET "/v1/nodes/{node}/vmedia", "node_vmedia_list", "The virtual media slots of a node's BMC and what they hold", since 93, 200, None, Some("VirtualMediaList"), get(node_extras::vmedia_list)),
     endpoint!(POST "/v1/nodes/{node}/vmedia", "node_vmedia_attach", "Attach an image as virtual media", since 89, 204, Some("VirtualMediaAttach"), None, post(node_extras::vmedia_attach)),
     endpoint!(DELETE "/v1/nodes/{node}/vmedia", "node_vmedia_detach", "Detach virtual media (?device_types=, all by default)", since 89, 204, None, None, delete(node_extras::vmedia_detach)),
     endpoint!(PUT "/v1/nodes/{node}/states/raid", "node_raid_set", "Set (or clear with {}) a node's target RAID configuration", since 12, 204, Some("TargetRaidConfig"), None, put(node_extras::set_target_raid)),

@@ -1,4 +1,4 @@
-//! A node's VIFs (API 1.28), virtual media (1.89), target RAID
+//! A node's VIFs (API 1.28), virtual media (1.89, listed from 1.93), target RAID
 //! configuration (1.12), BIOS settings (1.40) and firmware components
 //! (1.86). Anything that needs the node's lock or its driver goes through
 //! the conductor; the rest is read from the store.
@@ -127,6 +127,26 @@ pub async fn vif_detach(
 }
 
 // ---------------------------------------------------------------- virtual media
+
+/// `GET /v1/nodes/{node}/vmedia`: the BMC's virtual media slots, as a bare
+/// list of `{media_types, inserted, image}` (Ironic returns what its driver
+/// reports, unwrapped).
+pub async fn vmedia_list(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.version.require_endpoint(93)?;
+    let node = load(&state, &ident).await?;
+    let slots = state.conductor.get_virtual_media(node.uuid).await?;
+    let items: Vec<Value> = slots
+        .into_iter()
+        .map(|slot| {
+            json!({"media_types": slot.media_types, "inserted": slot.inserted, "image": slot.image})
+        })
+        .collect();
+    Ok(Json(Value::Array(items)))
+}
 
 pub async fn vmedia_attach(
     State(state): State<ApiState>,
@@ -500,6 +520,16 @@ pub(crate) fn openapi_schemas() -> Vec<(&'static str, Value)> {
             "image_url": {"type": "string", "description": "http, https, nfs, cifs or smb URL"},
             "image_download_source": {"type": "string", "default": "local",
                 "enum": ImageDownloadSource::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()}}}),
+        ),
+        (
+            "VirtualMediaList",
+            json!({"type": "array", "description": "The BMC's virtual media slots",
+            "items": {"type": "object", "required": ["media_types", "inserted", "image"],
+                "properties": {
+                "media_types": {"type": "array", "items": {"type": "string"},
+                    "description": "Redfish media types: CD, DVD, Floppy, USBStick, ..."},
+                "inserted": {"type": "boolean"},
+                "image": {"type": "string", "description": "The image URL; empty when none"}}}}),
         ),
         (
             "TargetRaidConfig",

@@ -13,6 +13,7 @@ use ferric_types::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::common::{body_object, created, duplicate, NAME_OR_UUID};
 use crate::cache::{Shape, Variant};
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -559,9 +560,7 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         match WRITABLE.iter().find(|(name, _)| name == key) {
             Some(_) if PATCH_ONLY.contains(&key.as_str()) => {
@@ -584,8 +583,7 @@ pub async fn create(
     node.provision_updated_at = Some(Timestamp::now());
     let stored = state.store.node_create(&node).await.map_err(duplicate_message)?;
     let body = render(&state, &ctx, &stored, None).await?;
-    let location = format!("{}/v1/nodes/{}", ctx.base_url, stored.uuid);
-    Ok((StatusCode::CREATED, [(http::header::LOCATION, location)], Json(body)).into_response())
+    Ok(created(&ctx, &format!("nodes/{}", stored.uuid), body))
 }
 
 fn duplicate_message(error: StoreError) -> ApiError {
@@ -594,13 +592,7 @@ fn duplicate_message(error: StoreError) -> ApiError {
             "Instance {value} is already associated with a node, it cannot be associated with this \
              other node."
         )),
-        StoreError::Duplicate { field: "name", value, .. } => {
-            ApiError::Conflict(format!("A node with name {value} already exists."))
-        }
-        StoreError::Duplicate { field: "uuid", value, .. } => {
-            ApiError::Conflict(format!("A node with UUID {value} already exists."))
-        }
-        other => other.into(),
+        other => duplicate("A node", NAME_OR_UUID)(other),
     }
 }
 
@@ -877,9 +869,7 @@ pub async fn set_provision_state(
     Path(ident): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let Value::Object(body) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let body = body_object(body)?;
     for key in body.keys() {
         if !matches!(
             key.as_str(),
@@ -1083,9 +1073,7 @@ pub async fn set_power_state(
     Path(ident): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let Value::Object(body) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let body = body_object(body)?;
     for key in body.keys() {
         if !matches!(key.as_str(), "target" | "timeout") {
             return Err(ApiError::bad(format!("Unknown argument: \"{key}\"")));
@@ -1225,9 +1213,7 @@ pub async fn set_boot_device(
     Path(ident): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult<StatusCode> {
-    let Value::Object(body) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let body = body_object(body)?;
     for key in body.keys() {
         if !matches!(key.as_str(), "boot_device" | "persistent") {
             return Err(ApiError::bad(format!("Unknown argument: \"{key}\"")));

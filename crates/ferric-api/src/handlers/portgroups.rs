@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::{PortQuery, StoreError};
 use ferric_types::validate::{is_valid_logical_name, normalize_mac};
@@ -10,11 +10,13 @@ use ferric_types::Portgroup;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::common::{
+    body_object, created, duplicate, newest_ctx, only, or_not_found, show_fields_of_listing,
+};
 use super::{nodes, ports};
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, Fields};
-use crate::version::{Version, MAX_MINOR};
 use crate::view;
 use crate::ApiState;
 
@@ -33,22 +35,12 @@ const WRITABLE: &[(&str, u16)] = &[
 
 async fn load(state: &ApiState, ctx: &Ctx, ident: &str) -> ApiResult<Portgroup> {
     ctx.version.require_endpoint(23)?;
-    state.store.portgroup_get(ident).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => {
-            ApiError::NotFound(format!("Portgroup {ident} could not be found."))
-        }
-        other => other.into(),
-    })
+    state.store.portgroup_get(ident).await.map_err(or_not_found("Portgroup", ident))
 }
 
-fn duplicate(error: StoreError) -> ApiError {
-    match error {
-        StoreError::Duplicate { field, value, .. } => {
-            ApiError::Conflict(format!("A portgroup with {field} {value} already exists."))
-        }
-        other => other.into(),
-    }
-}
+/// Duplicate labels of a portgroup (its unique fields, by their own names).
+const DUPLICATE_LABELS: &[(&str, &str)] =
+    &[("uuid", "uuid"), ("name", "name"), ("address", "address")];
 
 async fn assign(
     state: &ApiState,
@@ -89,9 +81,7 @@ pub async fn create(
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
     ctx.version.require_endpoint(23)?;
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         match WRITABLE.iter().find(|(name, _)| name == key) {
             Some((_, minor)) => ctx.version.require(*minor, &format!("The attribute {key}"))?,
@@ -101,14 +91,13 @@ pub async fn create(
     let uuid = Fields(&doc).opt_uuid("uuid")?.unwrap_or_else(Uuid::new_v4);
     let mut group = Portgroup::new(uuid, Uuid::nil());
     assign(&state, &mut group, &doc).await?;
-    let stored = state.store.portgroup_create(&group).await.map_err(duplicate)?;
-    let location = format!("{}/v1/portgroups/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::portgroup(&stored, &ctx, None)),
-    )
-        .into_response())
+    let stored = state
+        .store
+        .portgroup_create(&group)
+        .await
+        .map_err(duplicate("A portgroup", DUPLICATE_LABELS))?;
+    let body = view::portgroup(&stored, &ctx, None);
+    Ok(created(&ctx, &format!("portgroups/{}", stored.uuid), body))
 }
 
 pub async fn show(
@@ -117,13 +106,9 @@ pub async fn show(
     Path(ident): Path<String>,
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
-    let listing = Listing::parse(&mut params, &ctx, true)?;
-    params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::PORTGROUP_FIELDS, &ctx)?;
-    }
+    let fields = show_fields_of_listing(&mut params, &ctx, view::PORTGROUP_FIELDS)?;
     let group = load(&state, &ctx, &ident).await?;
-    Ok(Json(view::portgroup(&group, &ctx, listing.fields.as_deref())))
+    Ok(Json(view::portgroup(&group, &ctx, fields.as_deref())))
 }
 
 pub async fn update(
@@ -138,17 +123,15 @@ pub async fn update(
         .filter(|(name, minor)| *name != "uuid" && ctx.version.at_least(*minor))
         .map(|(name, _)| *name)
         .collect();
-    let known: Vec<&str> = view::PORTGROUP_FIELDS.iter().map(|(name, _)| *name).collect();
-    let raw_ctx = Ctx { version: Version(MAX_MINOR), base_url: String::new() };
-    let before: Map<String, Value> = match view::portgroup(&group, &raw_ctx, None) {
-        Value::Object(map) => {
-            map.into_iter().filter(|(k, _)| patchable.contains(&k.as_str())).collect()
-        }
-        _ => Map::new(),
-    };
+    let known = view::field_names(view::PORTGROUP_FIELDS);
+    let before = only(view::portgroup(&group, &newest_ctx(), None), &patchable);
     let after = patch::apply(&before, &ops, &patchable, &known)?;
     assign(&state, &mut group, &after).await?;
-    let stored = state.store.portgroup_update(&group).await.map_err(duplicate)?;
+    let stored = state
+        .store
+        .portgroup_update(&group)
+        .await
+        .map_err(duplicate("A portgroup", DUPLICATE_LABELS))?;
     Ok(Json(view::portgroup(&stored, &ctx, None)))
 }
 
@@ -187,18 +170,11 @@ async fn list_groups(
     let listing = Listing::parse(&mut params, ctx, true)?;
     params.finish()?;
     let detail = force_detail || listing.detail;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::PORTGROUP_FIELDS, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), view::PORTGROUP_FIELDS, ctx)?;
     query.page = listing.page.clone();
     let groups = state.store.portgroup_list(&query).await?;
-    let defaults = vec!["uuid".to_owned(), "address".to_owned(), "name".to_owned()];
-    let fields: Option<&[String]> = match (&listing.fields, detail) {
-        (Some(fields), _) => Some(fields),
-        (None, true) => None,
-        (None, false) => Some(&defaults),
-    };
-    let items = groups.iter().map(|group| view::portgroup(group, ctx, fields)).collect();
+    let fields = listing.selection(detail, &["uuid", "address", "name"]);
+    let items = groups.iter().map(|group| view::portgroup(group, ctx, fields.as_deref())).collect();
     let marker = groups.last().map(|group| group.uuid.to_string());
     Ok(Json(listing.finish_collection(ctx, path, "portgroups", items, marker)))
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::{PortQuery, StoreError};
 use ferric_types::validate::normalize_mac;
@@ -10,6 +10,10 @@ use ferric_types::{JsonObject, Port};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::common::{
+    body_object, created, duplicate, newest_ctx, only, or_not_found, show_fields_of_listing,
+    uuid_ident,
+};
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -33,28 +37,12 @@ const WRITABLE: &[(&str, u16)] = &[
     ("category", 101),
 ];
 
-fn not_found(ident: &str) -> ApiError {
-    ApiError::NotFound(format!("Port {ident} could not be found."))
-}
+/// Duplicate labels of a port.
+const DUPLICATE_LABELS: &[(&str, &str)] = &[("address", "MAC address"), ("uuid", "UUID")];
 
 async fn load(state: &ApiState, ident: &str) -> ApiResult<Port> {
-    let uuid = Uuid::parse_str(ident).map_err(|_| not_found(ident))?;
-    state.store.port_get(uuid).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => not_found(ident),
-        other => other.into(),
-    })
-}
-
-fn duplicate(error: StoreError) -> ApiError {
-    match error {
-        StoreError::Duplicate { field: "address", value, .. } => {
-            ApiError::Conflict(format!("A port with MAC address {value} already exists."))
-        }
-        StoreError::Duplicate { field: "uuid", value, .. } => {
-            ApiError::Conflict(format!("A port with UUID {value} already exists."))
-        }
-        other => other.into(),
-    }
+    let uuid = uuid_ident("Port", ident)?;
+    state.store.port_get(uuid).await.map_err(or_not_found("Port", ident))
 }
 
 /// Validates `local_link_connection` as Ironic does.
@@ -160,9 +148,7 @@ pub async fn create(
     ctx: Ctx,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         match WRITABLE.iter().find(|(name, _)| name == key) {
             Some((_, minor)) => ctx.version.require(*minor, &format!("The attribute {key}"))?,
@@ -172,14 +158,9 @@ pub async fn create(
     let uuid = Fields(&doc).opt_uuid("uuid")?.unwrap_or_else(Uuid::new_v4);
     let mut port = Port::new(uuid, String::new(), Uuid::nil());
     assign(&state, &ctx, &mut port, &doc).await?;
-    let stored = state.store.port_create(&port).await.map_err(duplicate)?;
-    let location = format!("{}/v1/ports/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::port(&stored, &ctx, None)),
-    )
-        .into_response())
+    let stored =
+        state.store.port_create(&port).await.map_err(duplicate("A port", DUPLICATE_LABELS))?;
+    Ok(created(&ctx, &format!("ports/{}", stored.uuid), view::port(&stored, &ctx, None)))
 }
 
 pub async fn show(
@@ -188,13 +169,9 @@ pub async fn show(
     Path(ident): Path<String>,
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
-    let listing = Listing::parse(&mut params, &ctx, true)?;
-    params.finish()?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::PORT_FIELDS, &ctx)?;
-    }
+    let fields = show_fields_of_listing(&mut params, &ctx, view::PORT_FIELDS)?;
     let port = load(&state, &ident).await?;
-    Ok(Json(view::port(&port, &ctx, listing.fields.as_deref())))
+    Ok(Json(view::port(&port, &ctx, fields.as_deref())))
 }
 
 pub async fn update(
@@ -209,23 +186,12 @@ pub async fn update(
         .filter(|(name, minor)| *name != "uuid" && ctx.version.at_least(*minor))
         .map(|(n, _)| *n)
         .collect();
-    let known: Vec<&str> = view::PORT_FIELDS.iter().map(|(name, _)| *name).collect();
-    let full = match view::port(
-        &port,
-        &crate::ctx::Ctx {
-            version: crate::version::Version(crate::version::MAX_MINOR),
-            base_url: String::new(),
-        },
-        None,
-    ) {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    let before: Map<String, Value> =
-        full.into_iter().filter(|(k, _)| patchable.contains(&k.as_str())).collect();
+    let known = view::field_names(view::PORT_FIELDS);
+    let before = only(view::port(&port, &newest_ctx(), None), &patchable);
     let after = patch::apply(&before, &ops, &patchable, &known)?;
     assign(&state, &ctx, &mut port, &after).await?;
-    let stored = state.store.port_update(&port).await.map_err(duplicate)?;
+    let stored =
+        state.store.port_update(&port).await.map_err(duplicate("A port", DUPLICATE_LABELS))?;
     Ok(Json(view::port(&stored, &ctx, None)))
 }
 
@@ -269,21 +235,14 @@ pub(super) async fn list_ports(
     if detail && listing.fields.is_some() {
         return Err(ApiError::bad("Can not specify ?detail=True and fields in the same request."));
     }
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, view::PORT_FIELDS, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), view::PORT_FIELDS, ctx)?;
     query.page = listing.page.clone();
     let ports = state.store.port_list(&query).await.map_err(|error| match error {
         StoreError::NotFound { .. } => ApiError::bad("The marker does not name an existing port"),
         other => other.into(),
     })?;
-    let defaults = vec!["uuid".to_owned(), "address".to_owned()];
-    let fields: Option<&[String]> = match (&listing.fields, detail) {
-        (Some(fields), _) => Some(fields),
-        (None, true) => None,
-        (None, false) => Some(&defaults),
-    };
-    let items = ports.iter().map(|port| view::port(port, ctx, fields)).collect();
+    let fields = listing.selection(detail, &["uuid", "address"]);
+    let items = ports.iter().map(|port| view::port(port, ctx, fields.as_deref())).collect();
     let marker = ports.last().map(|port| port.uuid.to_string());
     Ok(Json(listing.finish_collection(ctx, path, "ports", items, marker)))
 }

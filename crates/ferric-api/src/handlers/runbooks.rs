@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferric_store::StoreError;
 use ferric_types::templates::{check_runbook_name, parse_runbook_steps, TemplateError};
 use ferric_types::validate::is_valid_trait;
 use ferric_types::{Node, ProvisionRequest, Runbook, Timestamp, Verb};
@@ -14,7 +13,10 @@ use http::Method;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::deploy_templates::{duplicate, gate, invalid, listing, shown};
+use super::common::{
+    body_object, created, duplicate, gate, or_not_found, show_fields, NAME_OR_UUID,
+};
+use super::deploy_templates::{invalid, listing, shown};
 use crate::ctx::{Body, Ctx, Params};
 use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, Fields};
@@ -27,12 +29,7 @@ const SINCE: u16 = 92;
 const TRAITS_SINCE: u16 = 112;
 
 async fn load(state: &ApiState, ident: &str) -> ApiResult<Runbook> {
-    state.store.runbook_get(ident).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => {
-            ApiError::NotFound(format!("Runbook {ident} could not be found."))
-        }
-        other => other.into(),
-    })
+    state.store.runbook_get(ident).await.map_err(or_not_found("Runbook", ident))
 }
 
 /// Reads the writable fields from a create body or patched document.
@@ -57,9 +54,7 @@ pub async fn create(
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
     gate(&ctx, &Method::POST, SINCE, "runbooks")?;
-    let Value::Object(doc) = body else {
-        return Err(ApiError::bad("The request body must be a JSON object"));
-    };
+    let doc = body_object(body)?;
     for key in doc.keys() {
         match key.as_str() {
             "uuid" | "name" | "steps" | "disable_ramdisk" | "public" | "owner" | "extra" => {}
@@ -94,14 +89,9 @@ pub async fn create(
         // it as one, so the runbook also works for newer clients.
         runbook.traits = vec![runbook.name.clone()];
     }
-    let stored = state.store.runbook_create(&runbook).await.map_err(duplicate("runbook"))?;
-    let location = format!("{}/v1/runbooks/{}", ctx.base_url, stored.uuid);
-    Ok((
-        StatusCode::CREATED,
-        [(http::header::LOCATION, location)],
-        Json(view::runbook(&stored, &ctx, None)),
-    )
-        .into_response())
+    let stored =
+        state.store.runbook_create(&runbook).await.map_err(duplicate("A runbook", NAME_OR_UUID))?;
+    Ok(created(&ctx, &format!("runbooks/{}", stored.uuid), view::runbook(&stored, &ctx, None)))
 }
 
 pub async fn show(
@@ -111,13 +101,7 @@ pub async fn show(
     mut params: Params,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, &Method::GET, SINCE, "runbooks")?;
-    let fields = params.take_since("fields", &ctx, 8)?.map(|text| {
-        text.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect::<Vec<_>>()
-    });
-    params.finish()?;
-    if let Some(fields) = &fields {
-        view::check_fields(fields, view::RUNBOOK_FIELDS, &ctx)?;
-    }
+    let fields = show_fields(&mut params, &ctx, view::RUNBOOK_FIELDS)?;
     let runbook = load(&state, &ident).await?;
     Ok(Json(view::runbook(&runbook, &ctx, fields.as_deref())))
 }
@@ -165,12 +149,13 @@ pub async fn update(
     let owner = if publics.is_empty() { runbook.owner.clone() } else { None };
     before.insert("owner".into(), owner.into());
     before.insert("extra".into(), Value::Object(runbook.extra.clone()));
-    let known: Vec<&str> = view::RUNBOOK_FIELDS.iter().map(|(name, _)| *name).collect();
+    let known = view::field_names(view::RUNBOOK_FIELDS);
     let after = patch::apply(&before, &ops, &patchable, &known)?;
     // Any logical name is accepted here, so runbooks named at 1.112 stay
     // patchable from older clients (as in Ironic).
     assign(&mut runbook, &after, true)?;
-    let stored = state.store.runbook_update(&runbook).await.map_err(duplicate("runbook"))?;
+    let stored =
+        state.store.runbook_update(&runbook).await.map_err(duplicate("A runbook", NAME_OR_UUID))?;
     Ok(Json(view::runbook(&stored, &ctx, None)))
 }
 

@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ferric_store::{ConnectorSortKey, StoreError, TargetSortKey, VolumeQuery};
 use ferric_types::{
@@ -18,6 +18,9 @@ use ferric_types::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::common::{
+    body_object, created, duplicate, newest_ctx, only, or_not_found, uuid_ident, UUID_ONLY,
+};
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -78,41 +81,14 @@ pub async fn node_root(
     Ok(Json(volume_links(&ctx, &format!("nodes/{}/volume", node.uuid))))
 }
 
-fn not_found(kind: Kind, ident: &str) -> ApiError {
-    let noun = match kind {
-        Kind::Connector => "Volume connector",
-        Kind::Target => "Volume target",
-    };
-    ApiError::NotFound(format!("{noun} {ident} could not be found."))
-}
-
-fn parse_ident(kind: Kind, ident: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(ident).map_err(|_| not_found(kind, ident))
-}
-
 async fn load_connector(state: &ApiState, ident: &str) -> ApiResult<VolumeConnector> {
-    let uuid = parse_ident(Kind::Connector, ident)?;
-    state.store.volume_connector_get(uuid).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => not_found(Kind::Connector, ident),
-        other => other.into(),
-    })
+    let uuid = uuid_ident("Volume connector", ident)?;
+    state.store.volume_connector_get(uuid).await.map_err(or_not_found("Volume connector", ident))
 }
 
 async fn load_target(state: &ApiState, ident: &str) -> ApiResult<VolumeTarget> {
-    let uuid = parse_ident(Kind::Target, ident)?;
-    state.store.volume_target_get(uuid).await.map_err(|error| match error {
-        StoreError::NotFound { .. } => not_found(Kind::Target, ident),
-        other => other.into(),
-    })
-}
-
-fn duplicate(error: StoreError) -> ApiError {
-    match error {
-        StoreError::Duplicate { kind, field: "uuid", value } => {
-            ApiError::Conflict(format!("A {kind} with UUID {value} already exists."))
-        }
-        other => other.into(),
-    }
+    let uuid = uuid_ident("Volume target", ident)?;
+    state.store.volume_target_get(uuid).await.map_err(or_not_found("Volume target", ident))
 }
 
 /// The node named by `node_uuid` in a body (a UUID; 400 if it is missing).
@@ -219,7 +195,7 @@ fn target_duplicate(error: StoreError) -> ApiError {
         StoreError::Duplicate { field: "boot_index", value, .. } => ApiError::Conflict(format!(
             "A volume target with boot index '{value}' for the same node already exists."
         )),
-        other => duplicate(other),
+        other => duplicate("A volume target", UUID_ONLY)(other),
     }
 }
 
@@ -229,37 +205,8 @@ fn connector_duplicate(connector: &VolumeConnector) -> impl Fn(StoreError) -> Ap
             "A volume connector with type {} and connector ID {} already exists.",
             connector.connector_type, connector.connector_id
         )),
-        other => duplicate(other),
+        other => duplicate("A volume connector", UUID_ONLY)(other),
     }
-}
-
-fn created(ctx: &Ctx, path: String, body: Value) -> Response {
-    let location = format!("{}/v1/{path}", ctx.base_url);
-    (StatusCode::CREATED, [(http::header::LOCATION, location)], Json(body)).into_response()
-}
-
-fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(doc) => Ok(doc),
-        _ => Err(ApiError::bad("The request body must be a JSON object")),
-    }
-}
-
-/// Only the fields `doc` lists of `full`.
-fn only(full: Value, keys: &[&str]) -> Map<String, Value> {
-    match full {
-        Value::Object(map) => map.into_iter().filter(|(k, _)| keys.contains(&k.as_str())).collect(),
-        _ => Map::new(),
-    }
-}
-
-/// A context that renders every field, to build the document a patch edits.
-fn full_ctx() -> Ctx {
-    Ctx { version: crate::version::Version(crate::version::MAX_MINOR), base_url: String::new() }
-}
-
-fn known(table: &[(&'static str, u16)]) -> Vec<&'static str> {
-    table.iter().map(|(name, _)| *name).collect()
 }
 
 // ---- connectors ----
@@ -289,7 +236,7 @@ pub async fn connector_create(
         .await
         .map_err(connector_duplicate(&connector))?;
     let body = view::volume_connector(&stored, &ctx, None);
-    Ok(created(&ctx, format!("volume/connectors/{}", stored.uuid), body))
+    Ok(created(&ctx, &format!("volume/connectors/{}", stored.uuid), body))
 }
 
 pub async fn connector_show(
@@ -313,9 +260,9 @@ pub async fn connector_update(
 ) -> ApiResult<Json<Value>> {
     ctx.version.require_endpoint(SINCE)?;
     let mut connector = load_connector(&state, &ident).await?;
-    let before = only(view::volume_connector(&connector, &full_ctx(), None), CONNECTOR_PATCHABLE);
-    let after =
-        patch::apply(&before, &ops, CONNECTOR_PATCHABLE, &known(view::VOLUME_CONNECTOR_FIELDS))?;
+    let before = only(view::volume_connector(&connector, &newest_ctx(), None), CONNECTOR_PATCHABLE);
+    let known = view::field_names(view::VOLUME_CONNECTOR_FIELDS);
+    let after = patch::apply(&before, &ops, CONNECTOR_PATCHABLE, &known)?;
     let old_node = nodes::load(&state, &connector.node_uuid.to_string()).await?;
     let node = assign_connector(&state, &mut connector, &after).await?;
     check_node(&old_node, "volume connector update", false)?;
@@ -366,7 +313,7 @@ pub async fn target_create(
     assign_target(&state, &mut target, &doc).await?;
     let stored = state.store.volume_target_create(&target).await.map_err(target_duplicate)?;
     let body = view::volume_target(&stored, &ctx, None);
-    Ok(created(&ctx, format!("volume/targets/{}", stored.uuid), body))
+    Ok(created(&ctx, &format!("volume/targets/{}", stored.uuid), body))
 }
 
 pub async fn target_show(
@@ -391,9 +338,10 @@ pub async fn target_update(
     ctx.version.require_endpoint(SINCE)?;
     let mut target = load_target(&state, &ident).await?;
     // The stored properties, not the masked view, are what a patch edits.
-    let mut before = only(view::volume_target(&target, &full_ctx(), None), TARGET_PATCHABLE);
+    let mut before = only(view::volume_target(&target, &newest_ctx(), None), TARGET_PATCHABLE);
     before.insert("properties".into(), Value::Object(target.properties.clone()));
-    let after = patch::apply(&before, &ops, TARGET_PATCHABLE, &known(view::VOLUME_TARGET_FIELDS))?;
+    let known = view::field_names(view::VOLUME_TARGET_FIELDS);
+    let after = patch::apply(&before, &ops, TARGET_PATCHABLE, &known)?;
     let old_node = nodes::load(&state, &target.node_uuid.to_string()).await?;
     let node = assign_target(&state, &mut target, &after).await?;
     check_node(&old_node, "volume target update", false)?;
@@ -424,9 +372,7 @@ fn take_fields(
     table: &[(&str, u16)],
 ) -> ApiResult<Option<Vec<String>>> {
     let listing = Listing::parse(params, ctx, true)?;
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, table, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), table, ctx)?;
     Ok(listing.fields)
 }
 
@@ -458,9 +404,7 @@ async fn list_request(
     if detail && listing.fields.is_some() {
         return Err(ApiError::bad("Can't fetch a subset of fields with 'detail' set"));
     }
-    if let Some(fields) = &listing.fields {
-        view::check_fields(fields, table, ctx)?;
-    }
+    view::check_selection(listing.fields.as_deref(), table, ctx)?;
     Ok(ListRequest { node_uuid, listing, detail })
 }
 
@@ -483,11 +427,7 @@ fn marker_error(kind: Kind) -> impl Fn(StoreError) -> ApiError {
 
 /// Default fields of a non-detailed listing, or the selection.
 fn selection(request: &ListRequest, defaults: &[&str]) -> Option<Vec<String>> {
-    match (&request.listing.fields, request.detail) {
-        (Some(fields), _) => Some(fields.clone()),
-        (None, true) => None,
-        (None, false) => Some(defaults.iter().map(|f| (*f).to_owned()).collect()),
-    }
+    request.listing.selection(request.detail, defaults)
 }
 
 async fn list_connectors(
