@@ -13,6 +13,7 @@
 //! reserved by a crash (ours at start-up, or a dead peer's later), so that
 //! no node stays locked or in a working state with nobody working on it.
 
+mod cleaning;
 pub mod config;
 mod inspection_rules;
 mod ops;
@@ -38,7 +39,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-pub use config::{ConductorConfig, ImageCatalog};
+pub use config::{CleanStepSource, ConductorConfig, ImageCatalog};
 
 /// Errors starting or stopping a conductor.
 #[derive(Debug, thiserror::Error)]

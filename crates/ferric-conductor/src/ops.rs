@@ -19,6 +19,7 @@ use ferric_types::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::cleaning::CleaningSource;
 use crate::record;
 use crate::Inner;
 
@@ -772,10 +773,87 @@ async fn clean_automated(inner: &Inner, mut node: Node) -> Result<(Node, Ending)
         return Ok((node, Ending::Event(Event::Done)));
     }
     let drivers = load_drivers(&node)?;
-    let steps = order_automated(drivers.steps(StepPhase::Clean));
+    let source = crate::cleaning::automated_cleaning_source(&inner.config, &node)
+        .map_err(Failure::Failed)?;
+    let steps = match source {
+        CleaningSource::Drivers => order_automated(drivers.steps(StepPhase::Clean)),
+        CleaningSource::Runbook(ident) => {
+            runbook_clean_steps(inner, &node, &drivers, &ident).await?
+        }
+    };
     cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Clean, &steps);
     run_steps(inner, node, &drivers, StepPhase::Clean).await
+}
+
+/// The steps of the runbook `ident` for automated cleaning of `node`, in
+/// `order`: the runbook must exist, be approved by the node's traits (unless
+/// the conductor is told not to check), and name steps the node's
+/// interfaces have — without the ramdisk when the runbook disables it.
+async fn runbook_clean_steps(
+    inner: &Inner,
+    node: &Node,
+    drivers: &DriverSet,
+    ident: &str,
+) -> Result<Vec<Step>, Failure> {
+    let runbook = match inner.store.runbook_get(ident).await {
+        Ok(runbook) => runbook,
+        Err(ferric_store::StoreError::NotFound { .. }) => {
+            return Err(Failure::Failed(format!(
+                "Cannot clean node {}: automated cleaning runbook {ident} could not be found",
+                node.uuid
+            )))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if inner.config.automated_cleaning_runbook_validate_traits {
+        crate::cleaning::check_runbook_approved(&runbook, node).map_err(Failure::Failed)?;
+    }
+    let values: Vec<Value> =
+        runbook.ordered_steps().iter().map(ferric_types::RunbookStep::to_user_step).collect();
+    let in_context = |failure: Failure| match failure {
+        Failure::Failed(message) => Failure::Failed(format!(
+            "Automated cleaning runbook {} cannot clean node {}: {message}",
+            runbook.name, node.uuid
+        )),
+        other => other,
+    };
+    let steps = user_steps(&values, drivers, StepPhase::Clean).map_err(in_context)?;
+    refuse_ramdisk_steps(&steps, drivers, StepPhase::Clean, runbook.disable_ramdisk)
+        .map_err(in_context)?;
+    tracing::info!(
+        node = %node.uuid,
+        runbook = %runbook.name,
+        steps = steps.len(),
+        "automated cleaning with a runbook"
+    );
+    Ok(steps)
+}
+
+/// With the ramdisk disabled (a runbook's or a request's
+/// `disable_ramdisk`), no step may need it, as Ironic checks.
+fn refuse_ramdisk_steps(
+    steps: &[Step],
+    drivers: &DriverSet,
+    phase: StepPhase,
+    disable_ramdisk: bool,
+) -> Result<(), Failure> {
+    if !disable_ramdisk {
+        return Ok(());
+    }
+    let needing: Vec<String> = steps
+        .iter()
+        .filter(|step| drivers.interface(step.interface).is_some_and(|i| i.step_needs_agent(step)))
+        .map(|step| format!("{}.{}", step.interface, step.step))
+        .collect();
+    if needing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Failed(format!(
+        "{} step(s) {} require booting the deploy ramdisk, which is disabled",
+        phase_name(phase),
+        needing.join(", ")
+    )))
 }
 
 async fn clean_manual(
@@ -786,6 +864,8 @@ async fn clean_manual(
     let drivers = load_drivers(&node)?;
     let steps =
         user_steps(request.clean_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Clean)?;
+    let no_ramdisk = request.disable_ramdisk.unwrap_or(false);
+    refuse_ramdisk_steps(&steps, &drivers, StepPhase::Clean, no_ramdisk)?;
     cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Clean, &steps);
     run_steps(inner, node, &drivers, StepPhase::Clean).await
@@ -799,6 +879,8 @@ async fn service(
     let drivers = load_drivers(&node)?;
     let steps =
         user_steps(request.service_steps.as_deref().unwrap_or(&[]), &drivers, StepPhase::Service)?;
+    let no_ramdisk = request.disable_ramdisk.unwrap_or(false);
+    refuse_ramdisk_steps(&steps, &drivers, StepPhase::Service, no_ramdisk)?;
     cache_firmware_at_start(inner, &drivers, &node).await;
     start_steps(&mut node, StepPhase::Service, &steps);
     run_steps(inner, node, &drivers, StepPhase::Service).await

@@ -177,8 +177,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(backend = store.backend_name(), "database ready");
 
     let mut conductor_config = ConductorConfig {
-        hostname: args.hostname.or(file.conductor.hostname).unwrap_or_else(machine_hostname),
-        conductor_group: file.conductor.conductor_group.unwrap_or_default(),
+        hostname: args
+            .hostname
+            .or_else(|| file.conductor.hostname.clone())
+            .unwrap_or_else(machine_hostname),
+        conductor_group: file.conductor.conductor_group.clone().unwrap_or_default(),
         ..ConductorConfig::default()
     };
     if let Some(flag) = file.conductor.automated_clean {
@@ -196,6 +199,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(workers) = file.conductor.workers {
         conductor_config.workers = workers;
     }
+    file.conductor.apply_cleaning(&mut conductor_config)?;
     // With HTTP boot on, the boot server also serves the image store by
     // content, and deploys may name stored images instead of URLs.
     let images_dir = data_dir.join("images");
