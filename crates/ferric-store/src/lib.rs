@@ -275,6 +275,49 @@ impl Store {
         self.update_existing(PortRow::from_port(port)?, port.uuid).await?.into_port()
     }
 
+    /// Writes several ports of `node_uuid` in one transaction, all or
+    /// nothing, each on condition that the stored port still belongs to the
+    /// node and was not written since it was read: its `updated_at` must
+    /// still equal the given port's (ports have no `version`; `updated_at`,
+    /// to the microsecond, stands in for one). A port changed or moved
+    /// meanwhile → `Stale` (re-read and re-apply), deleted → `NotFound`, an
+    /// address or name taken → `Duplicate`. Returns the stored ports.
+    pub async fn ports_update_for_node(
+        &self,
+        node_uuid: Uuid,
+        ports: &[Port],
+    ) -> Result<Vec<Port>> {
+        let mut tx = Conn::begin(&self.backend).await.map_err(StoreError::Database)?;
+        let mut stored = Vec::with_capacity(ports.len());
+        for port in ports {
+            let guards = vec![
+                ("node_uuid", node_uuid.to_string().into()),
+                ("updated_at", port.updated_at.map(Timestamp::to_text).into()),
+            ];
+            let (sql, values) = update_sql(PortRow::from_port(port)?, port.uuid, None, guards);
+            let result = tx.fetch_optional::<PortRow>(sql).await;
+            // Each failure rolls the transaction back (dropping it) before
+            // looking further: an in-memory SQLite pool has one connection.
+            match result {
+                Ok(Some(row)) => stored.push(row.into_port()?),
+                Ok(None) => {
+                    drop(tx);
+                    let ident = port.uuid.to_string();
+                    return Err(match self.id_of("ports", "uuid", &ident).await? {
+                        Some(_) => StoreError::Stale { kind: PortRow::KIND, ident },
+                        None => not_found(PortRow::KIND, port.uuid),
+                    });
+                }
+                Err(err) => {
+                    drop(tx);
+                    return Err(self.write_error::<PortRow>(err, &values).await);
+                }
+            }
+        }
+        tx.commit().await.map_err(StoreError::Database)?;
+        Ok(stored)
+    }
+
     pub async fn port_delete(&self, uuid: Uuid) -> Result<()> {
         self.delete::<PortRow>(uuid, None).await
     }
@@ -531,6 +574,24 @@ impl Store {
             ],
         );
         self.execute(sql).await.map(|_| ())
+    }
+
+    /// Replaces the plugin data recorded with the inventory of `node_uuid`
+    /// (the inventory itself is kept); `NotFound` if inspection recorded
+    /// none.
+    pub async fn node_plugin_data_set(
+        &self,
+        node_uuid: Uuid,
+        plugin_data: &serde_json::Value,
+    ) -> Result<()> {
+        let sql = Sql::new(
+            "UPDATE node_inventory SET plugin_data = $1 WHERE node_uuid = $2",
+            vec![plugin_data.to_string().into(), node_uuid.to_string().into()],
+        );
+        match self.execute(sql).await? {
+            0 => Err(StoreError::NotFound { kind: "node inventory", ident: node_uuid.to_string() }),
+            _ => Ok(()),
+        }
     }
 
     /// The inventory of `node_uuid`, if inspection recorded one.
@@ -863,31 +924,7 @@ impl Store {
         uuid: Uuid,
         version: Option<i64>,
     ) -> Result<Option<R>> {
-        let id = row.id();
-        let all = row.into_values();
-        let mut binds = Binds::default();
-        let mut set = Vec::with_capacity(all.len() + 1);
-        for (column, value) in R::COLUMNS.iter().zip(&all) {
-            if !IMMUTABLE_COLUMNS.contains(column) {
-                set.push(format!("{column} = {}", binds.arg(value.clone())));
-            }
-        }
-        set.push(format!("updated_at = {}", binds.arg(Timestamp::now().to_text())));
-        let mut condition =
-            format!("id = {} AND uuid = {}", binds.arg(id), binds.arg(uuid.to_string()));
-        if let Some(version) = version {
-            set.push("version = version + 1".to_owned());
-            condition.push_str(&format!(" AND version = {}", binds.arg(version)));
-        }
-        let columns = R::COLUMNS.join(", ");
-        let sql = Sql::new(
-            format!(
-                "UPDATE {} SET {} WHERE {condition} RETURNING id, {columns}",
-                R::TABLE,
-                set.join(", ")
-            ),
-            binds.into_values(),
-        );
+        let (sql, all) = update_sql(row, uuid, version, Vec::new());
         // (The connection goes back to the pool before errors are examined.)
         let result = self.conn().await?.fetch_optional(sql).await;
         match result {
@@ -1000,6 +1037,53 @@ impl Store {
 /// `SELECT id, <columns> FROM <table>`.
 fn select<R: Table>() -> String {
     format!("SELECT id, {} FROM {}", R::COLUMNS.join(", "), R::TABLE)
+}
+
+/// The statement behind [`Store::update`]: every mutable column of `row`
+/// set, `updated_at` now, for the row with `row.id()` and `uuid` (and
+/// `version`, then bumped) whose `guards` columns still hold their values (a
+/// NULL value: `IS NULL`). Also returns the row's values, for
+/// [`Store::write_error`].
+fn update_sql<R: Table>(
+    row: R,
+    uuid: Uuid,
+    version: Option<i64>,
+    guards: Vec<(&'static str, Value)>,
+) -> (Sql, Vec<Value>) {
+    let id = row.id();
+    let all = row.into_values();
+    let mut binds = Binds::default();
+    let mut set = Vec::with_capacity(all.len() + 1);
+    for (column, value) in R::COLUMNS.iter().zip(&all) {
+        if !IMMUTABLE_COLUMNS.contains(column) {
+            set.push(format!("{column} = {}", binds.arg(value.clone())));
+        }
+    }
+    set.push(format!("updated_at = {}", binds.arg(Timestamp::now().to_text())));
+    let mut condition =
+        format!("id = {} AND uuid = {}", binds.arg(id), binds.arg(uuid.to_string()));
+    if let Some(version) = version {
+        set.push("version = version + 1".to_owned());
+        condition.push_str(&format!(" AND version = {}", binds.arg(version)));
+    }
+    for (column, value) in guards {
+        match value {
+            Value::Text(None) | Value::Int(None) | Value::Bool(None) | Value::Float(None) => {
+                condition.push_str(&format!(" AND {column} IS NULL"));
+            }
+            value => condition.push_str(&format!(" AND {column} = {}", binds.arg(value))),
+        }
+    }
+    let columns = R::COLUMNS.join(", ");
+    let sql = Sql::new(
+        format!(
+            "UPDATE {} SET {} WHERE {condition} RETURNING id, {columns}",
+            R::TABLE,
+            set.join(", ")
+        ),
+        binds.into_values(),
+    );
+    (sql, all)
 }
 
 fn not_found(kind: &'static str, uuid: Uuid) -> StoreError {

@@ -515,6 +515,7 @@ async fn rules_apply_after_a_real_agent_inspection() {
         let node = created.body["uuid"].as_str().unwrap().to_owned();
         let port = ctx.post("/v1/ports", json!({"address": mac, "node_uuid": node})).await;
         assert_eq!(port.status, StatusCode::CREATED, "{:?}", port.body);
+        let port = port.body["uuid"].as_str().unwrap().to_owned();
         assert_eq!(ctx.provision(&node, "manage").await["provision_state"], "manageable");
 
         let rule = |body: Value| {
@@ -541,6 +542,24 @@ async fn rules_apply_after_a_real_agent_inspection() {
             ]
         }))
         .await;
+        // Port actions (by port UUID, as in Ironic, or by MAC address) and
+        // plugin-data actions.
+        rule(json!({
+            "priority": 90,
+            "conditions": [{"op": "eq", "args": {"values": ["{inventory[interfaces][0][mac_address]}", mac]}}],
+            "actions": [
+                {"op": "set-port-attribute", "args": {"port_id": port, "path": "extra/nic", "value": "{inventory[interfaces][0][name]}"}},
+                {"op": "set-port-attribute", "args": {"port_id": port, "path": "physical_network", "value": "physnet1"}},
+                {"op": "set-port-attribute", "args": {"port_id": mac, "path": "local_link_connection.switch_id", "value": "0a:1b:2c:3d:4e:5f"}},
+                {"op": "set-port-attribute", "args": {"port_id": mac, "path": "/local_link_connection/port_id", "value": "Ethernet1/{inventory[cpu][count]}"}},
+                {"op": "extend-port-attribute", "args": {"port_id": port, "path": "extra/tags", "value": "{item}", "unique": true},
+                 "loop": ["fast", "fast", "lab"]},
+                {"op": "set-plugin-data", "args": {"path": "location.rack", "value": "r42"}},
+                {"op": "extend-plugin-data", "args": {"path": "tags", "value": "{inventory[system_vendor][manufacturer]}"}},
+                {"op": "unset-plugin-data", "args": {"path": "agent_version"}}
+            ]
+        }))
+        .await;
         // A rule whose conditions do not hold changes nothing.
         rule(json!({
             "conditions": [{"op": "eq", "args": {"values": ["{inventory[system_vendor][manufacturer]}", "HPE"]}}],
@@ -560,6 +579,55 @@ async fn rules_apply_after_a_real_agent_inspection() {
         assert_eq!(inspected["properties"]["memory_mb"], 16384);
         let stored = ctx.get(&format!("/v1/nodes/{node}/inventory")).await;
         assert_eq!(stored.body["inventory"]["bmc_address"], "192.0.2.200");
+        assert_eq!(
+            stored.body["plugin_data"],
+            json!({"source": "ferric-agent", "location": {"rack": "r42"}, "tags": ["Dell Inc."]})
+        );
+        let shown = ctx.get(&format!("/v1/ports/{port}")).await;
+        assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
+        assert_eq!(shown.body["extra"], json!({"nic": "eth0", "tags": ["fast", "lab"]}));
+        assert_eq!(shown.body["physical_network"], "physnet1");
+        assert_eq!(
+            shown.body["local_link_connection"],
+            json!({"switch_id": "0a:1b:2c:3d:4e:5f", "port_id": "Ethernet1/8"})
+        );
+        assert_eq!(shown.body["address"], mac, "the port keeps its identity");
+
+        // A port action naming a port the node does not have fails the
+        // inspection, as in Ironic, and changes nothing.
+        let unknown = Uuid::new_v4().to_string();
+        let bad_port = rule(json!({
+            "priority": 10,
+            "actions": [
+                {"op": "set-plugin-data", "args": {"path": "location.rack", "value": "r0"}},
+                {"op": "set-port-attribute", "args": {"port_id": unknown, "path": "extra/x", "value": 1}}
+            ]
+        }))
+        .await;
+        let failed = inspect_with_agent(&ctx, &node, mac, &agent).await;
+        assert_eq!(failed["provision_state"], "inspect failed", "{failed}");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(&format!("Port {unknown} could not be found")), "{error}");
+        let stored = ctx.get(&format!("/v1/nodes/{node}/inventory")).await;
+        // (Inspection recorded fresh plugin data; no rule action touched it.)
+        assert!(stored.body["plugin_data"].get("location").is_none(), "{:?}", stored.body);
+        assert_eq!(stored.body["plugin_data"]["agent_version"], "test-agent");
+        assert!(ctx.get(&format!("/v1/ports/{port}")).await.body["extra"].get("x").is_none());
+        let gone = ctx.delete(&format!("/v1/inspection_rules/{bad_port}")).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+        // Changing a port's identity is refused with a clear failure.
+        let identity = rule(json!({
+            "priority": 10,
+            "actions": [{"op": "set-port-attribute", "args": {"port_id": port, "path": "address", "value": "52:54:00:99:99:99"}}]
+        }))
+        .await;
+        let failed = inspect_with_agent(&ctx, &node, mac, &agent).await;
+        assert_eq!(failed["provision_state"], "inspect failed", "{failed}");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("cannot be changed by rules"), "{error}");
+        assert_eq!(ctx.get(&format!("/v1/ports/{port}")).await.body["address"], mac);
+        let gone = ctx.delete(&format!("/v1/inspection_rules/{identity}")).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
 
         // A fail action fails the inspection with its message.
         let fail = rule(json!({

@@ -5,8 +5,9 @@
 //! of user input ([`parse_conditions`], [`parse_actions`]) with Ironic's
 //! operator names and argument lists; and the evaluator ([`evaluate`]) that
 //! turns rules plus inventory, plugin data and node fields into the list of
-//! actions to apply ([`PlannedAction`]), which [`apply_to_node`] can apply
-//! to a [`Node`] for the operations that only touch the node record.
+//! actions to apply ([`PlannedAction`]), which [`apply_to_node`],
+//! [`apply_to_ports`] and [`apply_to_plugin_data`] apply to a [`Node`], its
+//! [`Port`]s and its plugin data.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -15,8 +16,8 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::records::{JsonObject, Node, Timestamp};
-use crate::validate::is_valid_trait;
+use crate::records::{JsonObject, Node, Port, Timestamp};
+use crate::validate::{is_valid_trait, normalize_mac};
 
 /// Errors in a rule as submitted (each message is shown to the user).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1012,12 +1013,7 @@ pub fn apply_to_node(node: &mut Node, action: &PlannedAction) -> Result<Applied,
         }
         ActionOp::SetAttribute | ActionOp::ExtendAttribute | ActionOp::DelAttribute => {
             let path = string("path")?;
-            let parts: Vec<&str> = if path.contains('/') {
-                path.trim_matches('/').split('/').collect()
-            } else {
-                path.split('.').collect()
-            };
-            edit_node_path(node, action, &parts).map_err(err)?;
+            edit_node_path(node, action, &path_parts(&path)).map_err(err)?;
             Ok(Applied::Node)
         }
         _ => Ok(Applied::NotNode),
@@ -1049,16 +1045,7 @@ fn edit_node_path(node: &mut Node, action: &PlannedAction, parts: &[&str]) -> Re
         _ => None,
     };
     if let Some(field) = text_field {
-        if !rest.is_empty() {
-            return Err(format!("{root} has no sub-fields"));
-        }
-        *field = match (action.op, value) {
-            (ActionOp::DelAttribute, _) | (_, Value::Null) => None,
-            (ActionOp::SetAttribute, Value::String(text)) => Some(text),
-            (ActionOp::SetAttribute, other) => Some(python_str(&other)),
-            _ => return Err(format!("{root} is not a list")),
-        };
-        return Ok(());
+        return edit_text(field, root, rest, action.op, value);
     }
     let object = match *root {
         "properties" => &mut node.properties,
@@ -1068,12 +1055,51 @@ fn edit_node_path(node: &mut Node, action: &PlannedAction, parts: &[&str]) -> Re
         "network_data" => &mut node.network_data,
         other => return Err(format!("the node attribute {other} cannot be changed by rules")),
     };
+    edit_object(object, root, rest, action, value)
+}
+
+/// Sets (`set-*`), clears (`del-*`) or refuses (`extend-*`) an optional text field.
+fn edit_text(
+    field: &mut Option<String>,
+    root: &str,
+    rest: &[&str],
+    op: ActionOp,
+    value: Value,
+) -> Result<(), String> {
+    if !rest.is_empty() {
+        return Err(format!("{root} has no sub-fields"));
+    }
+    *field = match (op, value) {
+        (ActionOp::DelAttribute | ActionOp::DelPortAttribute, _) | (_, Value::Null) => None,
+        (ActionOp::SetAttribute | ActionOp::SetPortAttribute, Value::String(text)) => Some(text),
+        (ActionOp::SetAttribute | ActionOp::SetPortAttribute, other) => Some(python_str(&other)),
+        _ => return Err(format!("cannot extend non-list attribute {root}")),
+    };
+    Ok(())
+}
+
+/// Edits the JSON object field `root` at the path `rest` below it (the
+/// whole object when `rest` is empty): set, extend a list, or delete. A
+/// missing key on the way is created (set, extend) or ignored (delete).
+fn edit_object(
+    object: &mut JsonObject,
+    root: &str,
+    rest: &[&str],
+    action: &PlannedAction,
+    value: Value,
+) -> Result<(), String> {
+    let deleting = matches!(action.op, ActionOp::DelAttribute | ActionOp::DelPortAttribute);
     let Some((last, middle)) = rest.split_last() else {
         // The whole dict.
         match (action.op, value) {
-            (ActionOp::DelAttribute, _) => object.clear(),
-            (ActionOp::SetAttribute, Value::Object(map)) => *object = map,
-            _ => return Err(format!("{root} must be an object")),
+            _ if deleting => object.clear(),
+            (ActionOp::SetAttribute | ActionOp::SetPortAttribute, Value::Object(map)) => {
+                *object = map
+            }
+            (ActionOp::SetAttribute | ActionOp::SetPortAttribute, _) => {
+                return Err(format!("{root} must be an object"))
+            }
+            _ => return Err(format!("cannot extend non-list attribute {root}")),
         }
         return Ok(());
     };
@@ -1082,15 +1108,15 @@ fn edit_node_path(node: &mut Node, action: &PlannedAction, parts: &[&str]) -> Re
         let entry = current.entry((*part).to_owned()).or_insert_with(|| Value::Object(Map::new()));
         current = match entry {
             Value::Object(map) => map,
-            _ if action.op == ActionOp::DelAttribute => return Ok(()),
+            _ if deleting => return Ok(()),
             _ => return Err(format!("{part} is not an object")),
         };
     }
     match action.op {
-        ActionOp::SetAttribute => {
+        ActionOp::SetAttribute | ActionOp::SetPortAttribute => {
             current.insert((*last).to_owned(), value);
         }
-        ActionOp::DelAttribute => {
+        _ if deleting => {
             current.remove(*last);
         }
         _ => {
@@ -1106,6 +1132,244 @@ fn edit_node_path(node: &mut Node, action: &PlannedAction, parts: &[&str]) -> Re
         }
     }
     Ok(())
+}
+
+/// An attribute path as Ironic splits it: on `/` when it has one
+/// (`/extra/foo`), on `.` otherwise (`extra.foo`).
+fn path_parts(path: &str) -> Vec<&str> {
+    if path.contains('/') {
+        path.trim_matches('/').split('/').collect()
+    } else {
+        path.split('.').collect()
+    }
+}
+
+// ---- applying to ports ----
+
+impl ActionOp {
+    /// `set-`, `extend-` and `del-port-attribute`.
+    pub fn is_port_action(self) -> bool {
+        matches!(self, Self::SetPortAttribute | Self::ExtendPortAttribute | Self::DelPortAttribute)
+    }
+
+    /// `set-`, `extend-` and `unset-plugin-data`.
+    pub fn is_plugin_data_action(self) -> bool {
+        matches!(self, Self::SetPluginData | Self::ExtendPluginData | Self::UnsetPluginData)
+    }
+}
+
+/// The port a port action names with its `port_id` argument: a port UUID,
+/// as in Ironic, or (a ferric extension, for ports inspection has just
+/// created) a MAC address. Only the node's own `ports` are searched.
+pub fn find_port(ports: &[Port], port_id: &str) -> Option<usize> {
+    let wanted = port_id.trim();
+    if let Ok(uuid) = Uuid::parse_str(wanted) {
+        return ports.iter().position(|port| port.uuid == uuid);
+    }
+    let mac = normalize_mac(wanted)?;
+    ports.iter().position(|port| port.address.eq_ignore_ascii_case(&mac))
+}
+
+/// Applies a port action to the one of the node's `ports` it names;
+/// returns that port's UUID, or `None` for an action that is not about
+/// ports. A port that is not the node's is an error, as in Ironic.
+pub fn apply_to_ports(
+    ports: &mut [Port],
+    action: &PlannedAction,
+) -> Result<Option<Uuid>, EvalError> {
+    if !action.op.is_port_action() {
+        return Ok(None);
+    }
+    let op = action.op.as_str();
+    let port_id = match action.args.get("port_id") {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => python_str(other),
+        None => return Err(EvalError::Action { op, reason: "port_id is required".into() }),
+    };
+    let index = find_port(ports, &port_id).ok_or_else(|| EvalError::Action {
+        op,
+        reason: format!("Port {port_id} could not be found"),
+    })?;
+    let port = &mut ports[index];
+    apply_to_port(port, action)?;
+    Ok(Some(port.uuid))
+}
+
+/// Applies one port action to `port`: set/extend/delete under `extra` and
+/// `local_link_connection` (`extra/foo`, `local_link_connection.switch_id`,
+/// or the whole object), or set/clear `physical_network`, `pxe_enabled`,
+/// `is_smartnic`, `available_for_dynamic_portgroup`, `name`,
+/// `description`, `vendor`, `category`. A port's identity (`uuid`,
+/// `address`, `node_uuid`) and its `portgroup_uuid` and `internal_info`
+/// cannot be changed by rules.
+pub fn apply_to_port(port: &mut Port, action: &PlannedAction) -> Result<(), EvalError> {
+    let op = action.op.as_str();
+    let err = |reason: String| EvalError::Action { op, reason };
+    if !action.op.is_port_action() {
+        return Err(err("not a port action".into()));
+    }
+    let path = match action.args.get("path") {
+        Some(Value::String(text)) => text.clone(),
+        _ => return Err(err("path must be a string".into())),
+    };
+    let value = action.args.get("value").cloned().unwrap_or(Value::Null);
+    let parts = path_parts(&path);
+    let (root, rest) = parts.split_first().ok_or_else(|| err("empty path".into()))?;
+    let failed = |reason: String| err(format!("attribute {path} of port {}: {reason}", port.uuid));
+    let result = match *root {
+        "extra" => edit_object(&mut port.extra, root, rest, action, value),
+        "local_link_connection" => {
+            edit_object(&mut port.local_link_connection, root, rest, action, value)
+        }
+        "physical_network" => edit_text(&mut port.physical_network, root, rest, action.op, value),
+        "name" => edit_text(&mut port.name, root, rest, action.op, value),
+        "description" => edit_text(&mut port.description, root, rest, action.op, value),
+        "vendor" => edit_text(&mut port.vendor, root, rest, action.op, value),
+        "category" => edit_text(&mut port.category, root, rest, action.op, value),
+        "pxe_enabled" => edit_flag(&mut port.pxe_enabled, root, rest, action.op, &value),
+        "is_smartnic" => edit_flag(&mut port.is_smartnic, root, rest, action.op, &value),
+        "available_for_dynamic_portgroup" => {
+            edit_flag(&mut port.available_for_dynamic_portgroup, root, rest, action.op, &value)
+        }
+        "uuid" | "address" | "node_uuid" | "node_id" | "id" => {
+            Err(format!("{root} identifies the port and cannot be changed by rules"))
+        }
+        other => Err(format!("the port attribute {other} cannot be changed by rules")),
+    };
+    result.map_err(failed)
+}
+
+/// Sets a boolean field (`true`/`false`, or their usual spellings).
+fn edit_flag(
+    field: &mut bool,
+    root: &str,
+    rest: &[&str],
+    op: ActionOp,
+    value: &Value,
+) -> Result<(), String> {
+    if !rest.is_empty() {
+        return Err(format!("{root} has no sub-fields"));
+    }
+    if op != ActionOp::SetPortAttribute {
+        return Err(format!("{root} can only be set, to true or false"));
+    }
+    *field = match value {
+        Value::Bool(flag) => *flag,
+        Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => true,
+            "false" | "no" | "off" | "0" => false,
+            _ => return Err(format!("{root} must be true or false, got {value}")),
+        },
+        Value::Number(n) if n.as_f64() == Some(1.0) => true,
+        Value::Number(n) if n.as_f64() == Some(0.0) => false,
+        _ => return Err(format!("{root} must be true or false, got {value}")),
+    };
+    Ok(())
+}
+
+// ---- applying to plugin data ----
+
+/// Applies a plugin-data action to `plugin_data` (an object). Paths are
+/// split on `.` only, as Ironic does. `set` creates missing objects on the
+/// way; `extend` appends to the list there (an absent or empty value starts
+/// one; `unique` skips a value already present); `unset` removes the key
+/// and, when that leaves its parent object empty, the parent too (a missing
+/// path is no error). Returns whether the action was a plugin-data action.
+pub fn apply_to_plugin_data(
+    plugin_data: &mut Value,
+    action: &PlannedAction,
+) -> Result<bool, EvalError> {
+    if !action.op.is_plugin_data_action() {
+        return Ok(false);
+    }
+    let op = action.op.as_str();
+    let path = match action.args.get("path") {
+        Some(Value::String(text)) => text.clone(),
+        _ => return Err(EvalError::Action { op, reason: "path must be a string".into() }),
+    };
+    let err = |reason: String| EvalError::Action {
+        op,
+        reason: format!("plugin data at {path}: {reason}"),
+    };
+    if plugin_data.is_null() {
+        *plugin_data = Value::Object(Map::new());
+    }
+    let Value::Object(root) = plugin_data else {
+        return Err(err("plugin data is not an object".into()));
+    };
+    let keys: Vec<&str> = path.split('.').collect();
+    let (last, middle) = keys.split_last().ok_or_else(|| err("empty path".into()))?;
+    let value = action.args.get("value").cloned().unwrap_or(Value::Null);
+    match action.op {
+        ActionOp::UnsetPluginData => {
+            unset_nested(root, &keys);
+            Ok(true)
+        }
+        _ => {
+            let mut current = root;
+            for key in middle {
+                let entry =
+                    current.entry((*key).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                current = match entry {
+                    Value::Object(map) => map,
+                    _ => return Err(err(format!("{key} is not an object"))),
+                };
+            }
+            if action.op == ActionOp::SetPluginData {
+                current.insert((*last).to_owned(), value);
+                return Ok(true);
+            }
+            let unique = action.args.get("unique").and_then(Value::as_bool).unwrap_or(false);
+            let slot = current.entry((*last).to_owned()).or_insert(Value::Null);
+            if is_falsy(slot) {
+                *slot = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = slot else {
+                return Err(err(format!("cannot extend non-list value {slot}")));
+            };
+            if !unique || !items.contains(&value) {
+                items.push(value);
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Python's falsiness for JSON.
+fn is_falsy(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(flag) => !flag,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(text) => text.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+    }
+}
+
+/// Removes `keys` from `object`; when that empties the object holding the
+/// key, that object goes too (one level, as in Ironic). Whether there was
+/// anything to remove.
+fn unset_nested(object: &mut JsonObject, keys: &[&str]) -> bool {
+    let Some((last, middle)) = keys.split_last() else { return false };
+    let Some((parent, above)) = middle.split_last() else {
+        return object.remove(*last).is_some();
+    };
+    let mut grandparent = object;
+    for key in above {
+        grandparent = match grandparent.get_mut(*key) {
+            Some(Value::Object(map)) => map,
+            _ => return false,
+        };
+    }
+    let Some(Value::Object(container)) = grandparent.get_mut(*parent) else { return false };
+    if container.remove(*last).is_none() {
+        return false;
+    }
+    if container.is_empty() {
+        grandparent.remove(*parent);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -1342,6 +1606,170 @@ mod tests {
             apply_to_node(&mut node, &action(ActionOp::Log, json!({"msg": "m"}))),
             Ok(Applied::NotNode)
         );
+    }
+
+    fn planned(op: ActionOp, args: Value) -> PlannedAction {
+        PlannedAction { rule: Uuid::nil(), op, args: args.as_object().cloned().unwrap_or_default() }
+    }
+
+    #[test]
+    fn port_actions_find_the_port_by_uuid_or_mac_and_edit_it() {
+        let node = Uuid::new_v4();
+        let first = crate::Port::new(Uuid::new_v4(), "52:54:00:00:00:01".into(), node);
+        let second = crate::Port::new(Uuid::new_v4(), "52:54:00:00:00:02".into(), node);
+        let mut ports = vec![first.clone(), second.clone()];
+        let id = second.uuid.to_string();
+
+        let set = |path: &str, value: Value| {
+            planned(
+                ActionOp::SetPortAttribute,
+                json!({"port_id": id, "path": path, "value": value}),
+            )
+        };
+        for action in [
+            set("extra/rack", json!("r1")),
+            set("local_link_connection.switch_id", json!("0a:1b:2c:3d:4e:5f")),
+            set("/local_link_connection/port_id", json!("Ethernet1/7")),
+            set("physical_network", json!("physnet1")),
+            set("pxe_enabled", json!("false")),
+            set("name", json!("eth1")),
+        ] {
+            assert_eq!(apply_to_ports(&mut ports, &action), Ok(Some(second.uuid)), "{action:?}");
+        }
+        let port = &ports[1];
+        assert_eq!(port.extra["rack"], "r1");
+        assert_eq!(
+            Value::Object(port.local_link_connection.clone()),
+            json!({"switch_id": "0a:1b:2c:3d:4e:5f", "port_id": "Ethernet1/7"})
+        );
+        assert_eq!(port.physical_network.as_deref(), Some("physnet1"));
+        assert!(!port.pxe_enabled);
+        assert_eq!(port.name.as_deref(), Some("eth1"));
+        assert_eq!(ports[0], first, "the other port is untouched");
+
+        // By MAC address (any case or separator), extend and delete.
+        let extend = planned(
+            ActionOp::ExtendPortAttribute,
+            json!({"port_id": "52-54-00-00-00-01", "path": "extra.tags", "value": "a", "unique": true}),
+        );
+        apply_to_ports(&mut ports, &extend).expect("extend");
+        apply_to_ports(&mut ports, &extend).expect("extend again");
+        assert_eq!(ports[0].extra["tags"], json!(["a"]));
+        let del = planned(
+            ActionOp::DelPortAttribute,
+            json!({"port_id": "52:54:00:00:00:01", "path": "extra/tags"}),
+        );
+        apply_to_ports(&mut ports, &del).expect("del");
+        assert!(ports[0].extra.is_empty());
+        let clear =
+            planned(ActionOp::DelPortAttribute, json!({"port_id": id, "path": "physical_network"}));
+        apply_to_ports(&mut ports, &clear).expect("clear");
+        assert_eq!(ports[1].physical_network, None);
+
+        // Not a port action: nothing to do.
+        let log = planned(ActionOp::Log, json!({"msg": "m"}));
+        assert_eq!(apply_to_ports(&mut ports, &log), Ok(None));
+    }
+
+    #[test]
+    fn port_actions_refuse_unknown_ports_and_identity_fields() {
+        let mut ports =
+            vec![crate::Port::new(Uuid::new_v4(), "52:54:00:00:00:01".into(), Uuid::new_v4())];
+        let before = ports.clone();
+        let unknown = Uuid::new_v4().to_string();
+        let error = apply_to_ports(
+            &mut ports,
+            &planned(
+                ActionOp::SetPortAttribute,
+                json!({"port_id": unknown, "path": "extra/x", "value": 1}),
+            ),
+        )
+        .expect_err("unknown port");
+        assert!(
+            error.to_string().contains(&format!("Port {unknown} could not be found")),
+            "{error}"
+        );
+        let id = ports[0].uuid.to_string();
+        for (path, value, expected) in [
+            ("uuid", json!(Uuid::new_v4().to_string()), "identifies the port"),
+            ("address", json!("52:54:00:00:00:09"), "identifies the port"),
+            ("/node_uuid", json!(Uuid::new_v4().to_string()), "identifies the port"),
+            ("internal_info/x", json!(1), "cannot be changed by rules"),
+            ("portgroup_uuid", json!(null), "cannot be changed by rules"),
+            ("pxe_enabled", json!("maybe"), "must be true or false"),
+            ("extra", json!("text"), "must be an object"),
+            ("physical_network/x", json!("a"), "no sub-fields"),
+        ] {
+            let error = apply_to_ports(
+                &mut ports,
+                &planned(
+                    ActionOp::SetPortAttribute,
+                    json!({"port_id": id, "path": path, "value": value}),
+                ),
+            )
+            .expect_err(path);
+            assert!(matches!(error, EvalError::Action { op: "set-port-attribute", .. }));
+            assert!(error.to_string().contains(expected), "{path}: {error}");
+        }
+        let error = apply_to_ports(
+            &mut ports,
+            &planned(
+                ActionOp::ExtendPortAttribute,
+                json!({"port_id": id, "path": "physical_network", "value": "a"}),
+            ),
+        )
+        .expect_err("extend a text field");
+        assert!(error.to_string().contains("non-list"), "{error}");
+        assert_eq!(ports, before);
+    }
+
+    #[test]
+    fn plugin_data_actions() {
+        let mut data = json!({"source": "agent", "a": {"b": {"c": 1}}});
+        let act = |data: &mut Value, op: ActionOp, args: Value| {
+            apply_to_plugin_data(data, &planned(op, args))
+        };
+        assert_eq!(
+            act(&mut data, ActionOp::SetPluginData, json!({"path": "x.y", "value": [1]})),
+            Ok(true)
+        );
+        assert_eq!(data["x"], json!({"y": [1]}));
+        act(&mut data, ActionOp::ExtendPluginData, json!({"path": "x.y", "value": 2}))
+            .expect("applies");
+        act(
+            &mut data,
+            ActionOp::ExtendPluginData,
+            json!({"path": "x.y", "value": 2, "unique": true}),
+        )
+        .expect("applies");
+        act(&mut data, ActionOp::ExtendPluginData, json!({"path": "tags", "value": "t"}))
+            .expect("applies");
+        assert_eq!(data["x"]["y"], json!([1, 2]));
+        assert_eq!(data["tags"], json!(["t"]));
+        // Paths are dotted only: a slash is part of the key, as in Ironic.
+        act(&mut data, ActionOp::SetPluginData, json!({"path": "/k", "value": 1}))
+            .expect("applies");
+        assert_eq!(data["/k"], 1);
+        // Unsetting the last key of an object removes that object (one level).
+        act(&mut data, ActionOp::UnsetPluginData, json!({"path": "a.b.c"})).expect("applies");
+        assert_eq!(data["a"], json!({}));
+        act(&mut data, ActionOp::UnsetPluginData, json!({"path": "source"})).expect("applies");
+        assert!(data.get("source").is_none());
+        // A missing path is not an error.
+        assert_eq!(act(&mut data, ActionOp::UnsetPluginData, json!({"path": "no.such"})), Ok(true));
+        // Extending something that is not a list, or going through a non-object, fails.
+        assert!(
+            act(&mut data, ActionOp::ExtendPluginData, json!({"path": "/k", "value": 2})).is_err()
+        );
+        assert!(
+            act(&mut data, ActionOp::SetPluginData, json!({"path": "tags.z", "value": 2})).is_err()
+        );
+        // Null plugin data starts as an object; other actions are not ours.
+        let mut empty = Value::Null;
+        act(&mut empty, ActionOp::SetPluginData, json!({"path": "k", "value": true}))
+            .expect("applies");
+        assert_eq!(empty, json!({"k": true}));
+        assert_eq!(act(&mut empty, ActionOp::Log, json!({"msg": "m"})), Ok(false));
     }
 
     #[test]

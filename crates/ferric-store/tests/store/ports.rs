@@ -11,6 +11,7 @@ backend_tests!(
     port_crud,
     port_references_must_exist,
     port_list_filters_and_pages,
+    ports_update_for_node_is_conditional_and_atomic,
     portgroup_crud,
     chassis_crud
 );
@@ -336,4 +337,74 @@ async fn chassis_crud(store: Store) {
     store.chassis_delete(first.uuid).await.expect("delete");
     assert_not_found(store.chassis_get(first.uuid).await, "chassis");
     assert_not_found(store.chassis_delete(first.uuid).await, "chassis");
+}
+
+async fn ports_update_for_node_is_conditional_and_atomic(store: Store) {
+    let node = stored_node(&store, |_| {}).await;
+    let other = stored_node(&store, |_| {}).await;
+    let create = |mac: &str, node: Uuid| {
+        let store = store.clone();
+        let port = Port::new(Uuid::new_v4(), mac.into(), node);
+        async move { store.port_create(&port).await.expect("create") }
+    };
+    let first = create("52:54:00:00:01:01", node.uuid).await;
+    let second = create("52:54:00:00:01:02", node.uuid).await;
+    let foreign = create("52:54:00:00:01:03", other.uuid).await;
+
+    // Both written in one go; each gets a new updated_at.
+    let mut a = first.clone();
+    a.extra = object(json!({"rack": "r1"}));
+    let mut b = second.clone();
+    b.physical_network = Some("physnet1".into());
+    let stored =
+        store.ports_update_for_node(node.uuid, &[a.clone(), b.clone()]).await.expect("update");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].extra, a.extra);
+    assert_eq!(stored[1].physical_network.as_deref(), Some("physnet1"));
+    assert!(stored.iter().all(|port| port.updated_at.is_some()));
+    assert_eq!(store.port_get(first.uuid).await.expect("get"), stored[0]);
+
+    // A copy read before that write is stale: nothing of the batch is written.
+    let mut late = stored[0].clone();
+    late.extra = object(json!({"late": true}));
+    let mut old = b.clone(); // still carries the updated_at of before
+    old.physical_network = Some("physnet2".into());
+    let result = store.ports_update_for_node(node.uuid, &[late, old]).await;
+    assert!(matches!(result, Err(StoreError::Stale { kind: "port", .. })), "{result:?}");
+    assert_eq!(store.port_get(first.uuid).await.expect("get"), stored[0], "rolled back");
+    assert_eq!(store.port_get(second.uuid).await.expect("get"), stored[1]);
+
+    // Another writer in between (port_update stamps updated_at) makes ours stale.
+    let mut theirs = stored[1].clone();
+    theirs.description = Some("theirs".into());
+    store.port_update(&theirs).await.expect("their write");
+    let result = store.ports_update_for_node(node.uuid, &[stored[1].clone()]).await;
+    assert!(matches!(result, Err(StoreError::Stale { .. })), "{result:?}");
+    let fresh = store.port_get(second.uuid).await.expect("get");
+    assert_eq!(fresh.description.as_deref(), Some("theirs"));
+    // Re-read and re-applied, it goes through and keeps their change.
+    let mut again = fresh.clone();
+    again.pxe_enabled = false;
+    let stored = store.ports_update_for_node(node.uuid, &[again]).await.expect("retry");
+    assert_eq!(stored[0].description.as_deref(), Some("theirs"));
+    assert!(!stored[0].pxe_enabled);
+
+    // Another node's port is not this node's to write.
+    let result = store.ports_update_for_node(node.uuid, std::slice::from_ref(&foreign)).await;
+    assert!(matches!(result, Err(StoreError::Stale { .. })), "{result:?}");
+    // A deleted port, and a taken address.
+    let mut gone = create("52:54:00:00:01:04", node.uuid).await;
+    store.port_delete(gone.uuid).await.expect("delete");
+    gone.name = Some("gone".into());
+    assert_not_found(store.ports_update_for_node(node.uuid, &[gone]).await, "port");
+    let mut steal = store.port_get(first.uuid).await.expect("get");
+    steal.address = foreign.address.clone();
+    assert_duplicate(
+        store.ports_update_for_node(node.uuid, &[steal]).await,
+        "port",
+        "address",
+        &foreign.address,
+    );
+    // An empty batch is a no-op.
+    assert!(store.ports_update_for_node(node.uuid, &[]).await.expect("empty").is_empty());
 }
