@@ -245,9 +245,10 @@ pub fn node(node: &Node, ctx: &Ctx, conductor: Option<&str>, fields: Option<&[St
     map.insert("console_enabled".into(), node.console_enabled.into());
     map.insert("inspection_started_at".into(), time(node.inspection_started_at));
     map.insert("inspection_finished_at".into(), time(node.inspection_finished_at));
-    map.insert("clean_step".into(), object(&node.clean_step));
-    map.insert("deploy_step".into(), object(&node.deploy_step));
-    map.insert("service_step".into(), object(&node.service_step));
+    // The running step's args may hold secrets (a BIOS password, ...).
+    map.insert("clean_step".into(), Value::Object(mask_secrets(&node.clean_step, &[])));
+    map.insert("deploy_step".into(), Value::Object(mask_secrets(&node.deploy_step, &[])));
+    map.insert("service_step".into(), Value::Object(mask_secrets(&node.service_step, &[])));
     map.insert("raid_config".into(), object(&node.raid_config));
     map.insert("target_raid_config".into(), object(&node.target_raid_config));
     for kind in InterfaceKind::ALL {

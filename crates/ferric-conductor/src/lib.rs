@@ -231,9 +231,23 @@ impl Conductor {
         let store = &self.inner.store;
         match target {
             vifs::Target::Port(uuid) => {
-                let mut port = store.port_get(uuid).await.map_err(store_error)?;
-                apply(&mut port.internal_info);
-                store.port_update(&port).await.map_err(store_error)?;
+                // Conditional on the port being unchanged since it was read
+                // (an operator's PATCH may land meanwhile): re-read on a
+                // lost race.
+                let mut attempts = 0;
+                loop {
+                    let mut port = store.port_get(uuid).await.map_err(store_error)?;
+                    apply(&mut port.internal_info);
+                    match store.ports_update_for_node(port.node_uuid, &[port]).await {
+                        Err(StoreError::Stale { .. }) if attempts < 10 => {
+                            attempts += 1;
+                        }
+                        other => {
+                            other.map_err(store_error)?;
+                            break;
+                        }
+                    }
+                }
             }
             vifs::Target::Portgroup(uuid) => {
                 let mut group =

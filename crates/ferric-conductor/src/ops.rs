@@ -982,8 +982,12 @@ fn current_step_field(node: &mut Node, phase: StepPhase) -> &mut JsonObject {
 }
 
 fn parse_step(value: &Value) -> Result<Step, Failure> {
-    serde_json::from_value::<Step>(value.clone())
-        .map_err(|error| Failure::Failed(format!("Invalid step {value}: {error}")))
+    serde_json::from_value::<Step>(value.clone()).map_err(|error| {
+        // Named, not quoted: the step's args may hold secrets, and this
+        // message becomes the node's last_error.
+        let name = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or("?").to_owned();
+        Failure::Failed(format!("Invalid step {}.{}: {error}", name("interface"), name("step")))
+    })
 }
 
 /// Steps a user listed (manual clean, service): run in the given order;

@@ -171,7 +171,8 @@ async fn virtual_media_attach_and_detach() {
     for_each_backend(|ctx| async move {
         let node = uuid_of(&ctx.create_node("vmedia-node").await);
         let vmedia = format!("/v1/nodes/{node}/vmedia");
-        let body = json!({"device_type": "cdrom", "image_url": "http://images/boot.iso"});
+        // Credentials in the URL are never shown back.
+        let body = json!({"device_type": "cdrom", "image_url": "http://admin:s3cret@images/boot.iso"});
         let old = ctx.request(Method::POST, &vmedia, Some("1.88"), Some(body.clone())).await;
         assert_eq!(old.status, StatusCode::NOT_FOUND);
         let old = ctx.request(Method::DELETE, &vmedia, Some("1.88"), None).await;
@@ -185,7 +186,9 @@ async fn virtual_media_attach_and_detach() {
             .await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
         let shown = ctx.get(&format!("/v1/nodes/{node}")).await.body;
+        assert!(!shown.to_string().contains("s3cret"), "{shown}");
         let attached = &shown["driver_internal_info"]["fake_vmedia"];
+        assert_eq!(attached["cdrom"]["image_url"], "http://admin:******@images/boot.iso");
         assert_eq!(attached["cdrom"]["image_download_source"], "local");
         assert_eq!(attached["floppy"]["image_download_source"], "http");
         // Listed from 1.93 as Ironic does: a bare list of the BMC's slots.
@@ -198,7 +201,8 @@ async fn virtual_media_attach_and_detach() {
         assert_eq!(
             listed.body,
             json!([
-                {"media_types": ["CD", "DVD"], "inserted": true, "image": "http://images/boot.iso"},
+                {"media_types": ["CD", "DVD"], "inserted": true,
+                 "image": "http://admin:******@images/boot.iso"},
                 {"media_types": ["Floppy"], "inserted": true, "image": "nfs://host/f.img"},
                 {"media_types": ["USBStick"], "inserted": false, "image": ""},
             ])
@@ -472,6 +476,119 @@ async fn bios_settings_from_fake_clean_steps() {
         let failed = ctx.wait_until_idle(&node).await;
         assert_eq!(failed["provision_state"], "clean failed");
         assert!(failed["last_error"].as_str().unwrap().contains("settings"), "{failed}");
+        ctx
+    })
+    .await;
+}
+
+/// Port PATCHes racing each other and a VIF attachment (the conductor
+/// writes the port's internal_info) all keep their change.
+#[tokio::test]
+async fn concurrent_port_writes_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        let node = uuid_of(&ctx.create_node("race-ports").await);
+        let port = port(&ctx, &node, "52:54:00:aa:00:01", json!({})).await;
+        let mut tasks = Vec::new();
+        // (Four writers and the VIF: each PATCH loses at most four races,
+        // within its five attempts.)
+        for index in 0..4 {
+            let client = ctx.client.clone();
+            let url = format!("{}/v1/ports/{port}", ctx.base);
+            tasks.push(tokio::spawn(async move {
+                let response = client
+                    .patch(url)
+                    .header("X-OpenStack-Ironic-API-Version", "latest")
+                    .json(
+                        &json!([{"op": "add", "path": format!("/extra/k{index}"), "value": index}]),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }));
+        }
+        let attach = ctx.post(&format!("/v1/nodes/{node}/vifs"), json!({"id": "tenant-vif"})).await;
+        assert_eq!(attach.status, StatusCode::NO_CONTENT, "{:?}", attach.body);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let shown = ctx.get(&format!("/v1/ports/{port}")).await.body;
+        for index in 0..4 {
+            assert_eq!(shown["extra"][format!("k{index}")], index, "{shown}");
+        }
+        assert_eq!(shown["internal_info"]["tenant_vif_port_id"], "tenant-vif", "{shown}");
+        ctx
+    })
+    .await;
+}
+
+/// Step arguments carry secrets (a BIOS admin password): neither the running
+/// step, nor the step list in driver_internal_info, nor the BIOS settings
+/// the BMC reports back show them.
+#[tokio::test]
+async fn bios_passwords_in_step_args_are_masked() {
+    for_each_backend(|ctx| async move {
+        let created = ctx
+            .post(
+                "/v1/nodes",
+                json!({"driver": "fake-hardware", "name": "bios-secret", "bios_interface": "fake",
+                       "driver_info": {"fake_bios_delay": 1}}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let node = uuid_of(&created.body);
+        ctx.provision(&node, "manage").await;
+        let steps = json!([{"interface": "bios", "step": "apply_configuration",
+            "args": {"settings": [{"name": "AdminPassword", "value": "hunter2"},
+                                  {"name": "BootMode", "value": "Uefi"}]}}]);
+        let reply = ctx
+            .put(
+                &format!("/v1/nodes/{node}/states/provision"),
+                json!({"target": "clean", "clean_steps": steps}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        let mut seen_step = false;
+        for _ in 0..200 {
+            let body = ctx.get(&format!("/v1/nodes/{node}")).await.body;
+            assert!(!body.to_string().contains("hunter2"), "{body}");
+            if body["clean_step"]["step"] == "apply_configuration" {
+                assert_eq!(body["clean_step"]["args"]["settings"][0]["value"], "******");
+                assert_eq!(body["clean_step"]["args"]["settings"][1]["value"], "Uefi");
+                seen_step = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(seen_step, "the running step was never shown");
+        let settled = ctx.wait_until_idle(&node).await;
+        assert_eq!(settled["provision_state"], "manageable", "{settled}");
+        assert!(!settled.to_string().contains("hunter2"), "{settled}");
+        let listed = ctx.get(&format!("/v1/nodes/{node}/bios")).await;
+        assert!(!listed.body.to_string().contains("hunter2"), "{:?}", listed.body);
+        let shown = ctx.get(&format!("/v1/nodes/{node}/bios/AdminPassword")).await;
+        assert_eq!(shown.body["AdminPassword"]["value"], "******", "{:?}", shown.body);
+        let shown = ctx.get(&format!("/v1/nodes/{node}/bios/BootMode")).await;
+        assert_eq!(shown.body["BootMode"]["value"], "Uefi", "{:?}", shown.body);
+
+        // A step the conductor cannot read fails the cleaning without
+        // quoting its args in last_error.
+        let steps = json!([{"interface": "bios", "step": "apply_configuration", "priority": "high",
+            "args": {"settings": [{"name": "AdminPassword", "value": "hunter2"}]}}]);
+        let reply = ctx
+            .put(
+                &format!("/v1/nodes/{node}/states/provision"),
+                json!({"target": "clean", "clean_steps": steps}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        let failed = ctx.wait_until_idle(&node).await;
+        assert_eq!(failed["provision_state"], "clean failed", "{failed}");
+        let error = failed["last_error"].as_str().unwrap();
+        assert!(error.contains("bios.apply_configuration"), "{error}");
+        assert!(!failed.to_string().contains("hunter2"), "{failed}");
+        let history = ctx.get(&format!("/v1/nodes/{node}/history")).await;
+        assert!(!history.body.to_string().contains("hunter2"), "{:?}", history.body);
         ctx
     })
     .await;

@@ -65,28 +65,66 @@ pub fn is_secret_key(key: &str) -> bool {
     MARKERS.iter().any(|marker| lower.contains(marker))
 }
 
-/// Replaces every secret value in `object` (recursively) with [`MASK`].
-/// `extra_keys` are also masked wherever they appear (e.g. `configdrive`,
-/// `image_url` in `instance_info`).
+/// Replaces every secret value in `object` (recursively, through nested
+/// objects and lists) with [`MASK`]. `extra_keys` are also masked wherever
+/// they appear (e.g. `configdrive`, `image_url` in `instance_info`). A
+/// `{"name": <secret key>, "value": ...}` pair (a BIOS setting in step
+/// arguments, e.g. `AdminPassword`) has its `value` masked.
 pub fn mask_secrets(object: &JsonObject, extra_keys: &[&str]) -> JsonObject {
+    let named_secret = object
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|name| is_secret_key(name) || extra_keys.contains(&name));
     object
         .iter()
         .map(|(key, value)| {
-            let masked = if is_secret_key(key) || extra_keys.contains(&key.as_str()) {
+            let secret = is_secret_key(key)
+                || extra_keys.contains(&key.as_str())
+                || (named_secret && key == "value");
+            let masked = if secret {
                 if value.is_null() {
                     Value::Null
                 } else {
                     Value::String(MASK.to_owned())
                 }
             } else {
-                match value {
-                    Value::Object(inner) => Value::Object(mask_secrets(inner, extra_keys)),
-                    other => other.clone(),
-                }
+                mask_value(value, extra_keys)
             };
             (key.clone(), masked)
         })
         .collect()
+}
+
+/// [`mask_secrets`] for any JSON value.
+fn mask_value(value: &Value, extra_keys: &[&str]) -> Value {
+    match value {
+        Value::Object(inner) => Value::Object(mask_secrets(inner, extra_keys)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| mask_value(item, extra_keys)).collect())
+        }
+        Value::String(text) => Value::String(redact_url_credentials(text)),
+        other => other.clone(),
+    }
+}
+
+/// A URL with the password of its user information replaced by [`MASK`]
+/// (`http://user:******@host/x.iso`; a user without password, often a
+/// token, is masked whole). Text that is not such a URL is returned as is.
+pub fn redact_url_credentials(text: &str) -> String {
+    let Some(start) = text.find("://").map(|index| index + 3) else {
+        return text.to_owned();
+    };
+    let authority_end =
+        text[start..].find(['/', '?', '#']).map_or(text.len(), |index| start + index);
+    let Some(at) = text[start..authority_end].rfind('@').map(|index| start + index) else {
+        return text.to_owned();
+    };
+    let userinfo = &text[start..at];
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:{MASK}"),
+        None => MASK.to_owned(),
+    };
+    format!("{}{masked}{}", &text[..start], &text[at..])
 }
 
 #[cfg(test)]
@@ -134,6 +172,54 @@ mod tests {
                 "agent_secret_token": null
             })
         );
+    }
+
+    #[test]
+    fn secrets_in_lists_and_named_settings_are_masked() {
+        let args = json!({
+            "settings": [
+                {"name": "AdminPassword", "value": "hunter2"},
+                {"name": "BootMode", "value": "Uefi"}
+            ],
+            "steps": [{"args": {"bmc_password": "x", "keep": [1, 2]}}],
+            "name": "ipmi_password",
+            "value": "not-a-pair-of-a-setting?"
+        });
+        let masked = mask_secrets(args.as_object().expect("object"), &[]);
+        assert_eq!(
+            Value::Object(masked),
+            json!({
+                "settings": [
+                    {"name": "AdminPassword", "value": "******"},
+                    {"name": "BootMode", "value": "Uefi"}
+                ],
+                "steps": [{"args": {"bmc_password": "******", "keep": [1, 2]}}],
+                "name": "ipmi_password",
+                "value": "******"
+            })
+        );
+    }
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(
+            redact_url_credentials("http://admin:s3cret@10.0.0.5/boot.iso"),
+            "http://admin:******@10.0.0.5/boot.iso"
+        );
+        assert_eq!(redact_url_credentials("https://tok@h/x?a=b@c"), "https://******@h/x?a=b@c");
+        assert_eq!(redact_url_credentials("nfs://host/f.img"), "nfs://host/f.img");
+        assert_eq!(redact_url_credentials("user@example.com"), "user@example.com");
+        assert_eq!(redact_url_credentials("http://ü:ä@h"), "http://ü:******@h");
+        let info = json!({"fake_vmedia": {"cdrom": {"image_url": "http://u:p@h/x.iso"}}});
+        let masked = mask_secrets(info.as_object().expect("object"), &[]);
+        assert_eq!(masked["fake_vmedia"]["cdrom"]["image_url"], "http://u:******@h/x.iso");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn redact_url_credentials_never_panics(text in ".{0,40}") {
+            let _ = redact_url_credentials(&text);
+        }
     }
 
     proptest::proptest! {

@@ -9,7 +9,7 @@ use axum::Json;
 use ferric_conductor_api::VifAttach;
 use ferric_store::PortQuery;
 use ferric_types::raid::validate_target_raid_config;
-use ferric_types::validate::is_valid_logical_name;
+use ferric_types::validate::{is_secret_key, is_valid_logical_name, redact_url_credentials, MASK};
 use ferric_types::{
     BiosSetting, FirmwareComponent, ImageDownloadSource, InterfaceImpl, InterfaceKind,
     VirtualMedia, VmediaDevice,
@@ -142,7 +142,9 @@ pub async fn vmedia_list(
     let items: Vec<Value> = slots
         .into_iter()
         .map(|slot| {
-            json!({"media_types": slot.media_types, "inserted": slot.inserted, "image": slot.image})
+            // A BMC reports the URL as given, with any credentials in it.
+            let image = redact_url_credentials(&slot.image);
+            json!({"media_types": slot.media_types, "inserted": slot.inserted, "image": image})
         })
         .collect();
     Ok(Json(Value::Array(items)))
@@ -297,7 +299,12 @@ fn bios_json(ctx: &Ctx, node: Uuid, setting: &BiosSetting, fields: &[&str]) -> V
     let time = |stamp: Option<ferric_types::Timestamp>| stamp.map(|s| s.to_text());
     let mut all = Map::new();
     all.insert("name".into(), setting.name.clone().into());
-    all.insert("value".into(), setting.value.clone().into());
+    // A password setting (e.g. `AdminPassword`) is shown masked.
+    let value = match &setting.value {
+        Some(_) if is_secret_key(&setting.name) => Some(MASK.to_owned()),
+        other => other.clone(),
+    };
+    all.insert("value".into(), value.into());
     all.insert("node_uuid".into(), node.to_string().into());
     all.insert("attribute_type".into(), setting.attribute_type.clone().into());
     all.insert("allowable_values".into(), setting.allowable_values.clone().into());

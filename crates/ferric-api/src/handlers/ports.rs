@@ -180,20 +180,37 @@ pub async fn update(
     Path(ident): Path<String>,
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    let mut port = load(&state, &ident).await?;
     let patchable: Vec<&str> = WRITABLE
         .iter()
         .filter(|(name, minor)| *name != "uuid" && ctx.version.at_least(*minor))
         .map(|(n, _)| *n)
         .collect();
     let known = view::field_names(view::PORT_FIELDS);
-    let before = only(view::port(&port, &newest_ctx(), None), &patchable);
-    let after = patch::apply(&before, &ops, &patchable, &known)?;
-    assign(&state, &ctx, &mut port, &after).await?;
-    let stored =
-        state.store.port_update(&port).await.map_err(duplicate("A port", DUPLICATE_LABELS))?;
-    Ok(Json(view::port(&stored, &ctx, None)))
+    // The write is conditional on the port being unchanged since it was
+    // read (the conductor writes VIFs and inspection-rule changes to ports
+    // too); a lost race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut port = load(&state, &ident).await?;
+        let node_uuid = port.node_uuid;
+        let before = only(view::port(&port, &newest_ctx(), None), &patchable);
+        let after = patch::apply(&before, &ops, &patchable, &known)?;
+        assign(&state, &ctx, &mut port, &after).await?;
+        match state.store.ports_update_for_node(node_uuid, std::slice::from_ref(&port)).await {
+            Ok(mut stored) if !stored.is_empty() => {
+                return Ok(Json(view::port(&stored.remove(0), &ctx, None)))
+            }
+            Ok(_) | Err(StoreError::Stale { .. }) => continue,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::NotFound(format!("Port {ident} could not be found.")))
+            }
+            Err(other) => return Err(duplicate("A port", DUPLICATE_LABELS)(other)),
+        }
+    }
+    Err(ApiError::Conflict(format!("Port {ident} is being changed by others; please retry")))
 }
+
+/// How often a port PATCH is re-applied after losing a race.
+const PATCH_ATTEMPTS: usize = 5;
 
 pub async fn delete(
     State(state): State<ApiState>,
