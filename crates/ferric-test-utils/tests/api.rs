@@ -805,6 +805,15 @@ async fn agent_lookup_and_heartbeat_with_one_time_tokens() {
         assert_eq!(too_new.status, StatusCode::BAD_REQUEST);
 
         // The wait ends (abort): the token and agent address are forgotten.
+        // The heartbeat handed the node to its conductor for a moment; an
+        // abort meanwhile is refused as locked (409, clients retry), so
+        // wait for it to let go first.
+        for _ in 0..100 {
+            if ctx.get("/v1/nodes/agented").await.body["reservation"].is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let aborted = ctx.provision("agented", "abort").await;
         assert_eq!(aborted["provision_state"], "deploy failed");
         assert!(aborted["driver_internal_info"].get("agent_secret_token").is_none(), "{aborted}");
