@@ -7,8 +7,10 @@
 //! the plugin-data actions to the plugin data stored with the inventory.
 //! Port and plugin-data actions are tried on what is stored before anything
 //! is written, so a rule naming a port the node does not have fails the
-//! inspection without having changed anything. `log` actions are logged;
-//! `api-call` actions are not supported yet and are skipped with a warning.
+//! inspection without having changed anything. `log` actions are logged
+//! (a sensitive rule's without its message); `api-call` actions are not
+//! supported yet and are skipped with a warning. A sensitive rule's failures
+//! name the operator, never its arguments (`EvalError::withheld_for`).
 
 use std::collections::BTreeSet;
 
@@ -49,7 +51,8 @@ pub(crate) async fn plan(
     let planned = inspection::evaluate(&rules, Facts { node: &facts, inventory, plugin_data })?;
     if let Some(fail) = planned.iter().find(|action| action.op == ActionOp::Fail) {
         let message = fail.args.get("msg").and_then(Value::as_str).unwrap_or("failed by a rule");
-        return Err(RulesError::Eval(EvalError::Failed(message.to_owned())));
+        let error = EvalError::Failed(message.to_owned()).withheld_for(fail);
+        return Err(RulesError::Eval(error));
     }
     Ok(planned)
 }
@@ -75,8 +78,8 @@ pub(crate) async fn apply(
     for action in planned {
         match action.op {
             ActionOp::Log => {
-                let msg = action.args.get("msg").and_then(Value::as_str).unwrap_or("");
-                tracing::info!(node = %node.uuid, rule = %action.rule, "inspection rule: {msg}");
+                let line = action.log_line();
+                tracing::info!(node = %node.uuid, rule = %action.rule, "inspection rule: {line}");
             }
             ActionOp::ApiCall => {
                 tracing::warn!(node = %node.uuid, rule = %action.rule, op = %action.op,

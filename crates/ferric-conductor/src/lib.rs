@@ -250,10 +250,22 @@ impl Conductor {
                 }
             }
             vifs::Target::Portgroup(uuid) => {
-                let mut group =
-                    store.portgroup_get(&uuid.to_string()).await.map_err(store_error)?;
-                apply(&mut group.internal_info);
-                store.portgroup_update(&group).await.map_err(store_error)?;
+                // The same for a portgroup.
+                let mut attempts = 0;
+                loop {
+                    let mut group =
+                        store.portgroup_get(&uuid.to_string()).await.map_err(store_error)?;
+                    apply(&mut group.internal_info);
+                    match store.portgroup_update(&group).await {
+                        Err(StoreError::Stale { .. }) if attempts < 10 => {
+                            attempts += 1;
+                        }
+                        other => {
+                            other.map_err(store_error)?;
+                            break;
+                        }
+                    }
+                }
             }
         }
         Ok(())

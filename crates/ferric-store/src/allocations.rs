@@ -181,10 +181,12 @@ impl Store {
     }
 
     /// Writes the allocation's own fields (name, extra, ...); never touches
-    /// a node. Duplicate name → `Duplicate`.
+    /// a node. Conditional on the allocation being unchanged since it was
+    /// read (its `updated_at`): a lost race → `Stale`. Duplicate name →
+    /// `Duplicate`.
     pub async fn allocation_update(&self, allocation: &Allocation) -> Result<Allocation> {
         let row = AllocationRow::from_allocation(allocation)?;
-        self.update_existing(row, allocation.uuid).await?.into_allocation()
+        self.update_unchanged(row, allocation.uuid, allocation.updated_at).await?.into_allocation()
     }
 
     /// Records `allocation` (already `active` on `claimed.uuid`) and reserves

@@ -130,9 +130,12 @@ impl Store {
         self.get::<RuleRow>("uuid", &uuid.to_string()).await?.into_record()
     }
 
-    /// Writes every field of `rule` (by id and uuid).
+    /// Writes every field of `rule` (by id and uuid), on condition that it
+    /// is unchanged since it was read (its `updated_at`; a lost race →
+    /// `Stale`).
     pub async fn inspection_rule_update(&self, rule: &InspectionRule) -> Result<InspectionRule> {
-        self.update_existing(RuleRow::from_record(rule)?, rule.uuid).await?.into_record()
+        let row = RuleRow::from_record(rule)?;
+        self.update_unchanged(row, rule.uuid, rule.updated_at).await?.into_record()
     }
 
     pub async fn inspection_rule_delete(&self, uuid: Uuid) -> Result<()> {

@@ -8,6 +8,9 @@
 //! [`StoreError::Stale`], re-reads and decides again. The conductor's
 //! exclusive lock (`reservation`) is an ordinary field written this way, so
 //! taking the lock is one conditional update and can never be lost.
+//! Records without a `version` are written on condition that their
+//! `updated_at` is unchanged (`Store::update_unchanged`), with the same
+//! `Stale` for the loser.
 
 mod allocations;
 mod db;
@@ -294,7 +297,9 @@ impl Store {
                 ("node_uuid", node_uuid.to_string().into()),
                 ("updated_at", port.updated_at.map(Timestamp::to_text).into()),
             ];
-            let (sql, values) = update_sql(PortRow::from_port(port)?, port.uuid, None, guards);
+            let stamp = stamp_after(port.updated_at);
+            let row = PortRow::from_port(port)?;
+            let (sql, values) = update_sql(row, port.uuid, None, guards, stamp);
             let result = tx.fetch_optional::<PortRow>(sql).await;
             // Each failure rolls the transaction back (dropping it) before
             // looking further: an in-memory SQLite pool has one connection.
@@ -340,10 +345,13 @@ impl Store {
         self.get::<PortgroupRow>(column, ident).await?.into_portgroup()
     }
 
+    /// Writes every field of `portgroup`, on condition that it was not
+    /// written since it was read (its `updated_at` unchanged); returns the
+    /// stored portgroup. A lost race → `Stale` (re-read and re-apply),
+    /// deleted → `NotFound`, a name or address taken → `Duplicate`.
     pub async fn portgroup_update(&self, portgroup: &Portgroup) -> Result<Portgroup> {
-        self.update_existing(PortgroupRow::from_portgroup(portgroup)?, portgroup.uuid)
-            .await?
-            .into_portgroup()
+        let row = PortgroupRow::from_portgroup(portgroup)?;
+        self.update_unchanged(row, portgroup.uuid, portgroup.updated_at).await?.into_portgroup()
     }
 
     /// `InUse` while ports belong to it.
@@ -924,7 +932,7 @@ impl Store {
         uuid: Uuid,
         version: Option<i64>,
     ) -> Result<Option<R>> {
-        let (sql, all) = update_sql(row, uuid, version, Vec::new());
+        let (sql, all) = update_sql(row, uuid, version, Vec::new(), Timestamp::now());
         // (The connection goes back to the pool before errors are examined.)
         let result = self.conn().await?.fetch_optional(sql).await;
         match result {
@@ -937,6 +945,35 @@ impl Store {
     /// has `uuid`.
     async fn update_existing<R: Table>(&self, row: R, uuid: Uuid) -> Result<R> {
         self.update(row, uuid, None).await?.ok_or_else(|| not_found(R::KIND, uuid))
+    }
+
+    /// The conditional update of the records without a `version`: rewrites
+    /// the row like [`Store::update`] on condition that its `updated_at`
+    /// still holds `expected` (the value the caller read; `None`, a row never
+    /// updated, matches only NULL). Timestamps are compared as the stored
+    /// microsecond text, exact on both backends. A row changed meanwhile →
+    /// `Stale` (re-read and re-apply), no row with `uuid` → `NotFound`.
+    async fn update_unchanged<R: Table>(
+        &self,
+        row: R,
+        uuid: Uuid,
+        expected: Option<Timestamp>,
+    ) -> Result<R> {
+        let guards = vec![("updated_at", expected.map(Timestamp::to_text).into())];
+        let (sql, all) = update_sql(row, uuid, None, guards, stamp_after(expected));
+        // (The connection goes back to the pool before errors are examined.)
+        let result = self.conn().await?.fetch_optional(sql).await;
+        match result {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => {
+                let ident = uuid.to_string();
+                Err(match self.id_of(R::TABLE, "uuid", &ident).await? {
+                    Some(_) => StoreError::Stale { kind: R::KIND, ident },
+                    None => not_found(R::KIND, uuid),
+                })
+            }
+            Err(err) => Err(self.write_error::<R>(err, &all).await),
+        }
     }
 
     /// Deletes the row with `uuid`; with `in_use`, only while no row of
@@ -1039,8 +1076,20 @@ fn select<R: Table>() -> String {
     format!("SELECT id, {} FROM {}", R::COLUMNS.join(", "), R::TABLE)
 }
 
+/// The `updated_at` a write conditional on `expected` stamps: now, but
+/// always later than `expected`, so that every such write changes the value
+/// the next one compares with — even two writes within one microsecond, or
+/// a writer whose clock is behind the last one's.
+fn stamp_after(expected: Option<Timestamp>) -> Timestamp {
+    let now = Timestamp::now();
+    match expected {
+        Some(expected) if now <= expected => expected.plus_micros(1),
+        _ => now,
+    }
+}
+
 /// The statement behind [`Store::update`]: every mutable column of `row`
-/// set, `updated_at` now, for the row with `row.id()` and `uuid` (and
+/// set, `updated_at` = `stamp`, for the row with `row.id()` and `uuid` (and
 /// `version`, then bumped) whose `guards` columns still hold their values (a
 /// NULL value: `IS NULL`). Also returns the row's values, for
 /// [`Store::write_error`].
@@ -1049,6 +1098,7 @@ fn update_sql<R: Table>(
     uuid: Uuid,
     version: Option<i64>,
     guards: Vec<(&'static str, Value)>,
+    stamp: Timestamp,
 ) -> (Sql, Vec<Value>) {
     let id = row.id();
     let all = row.into_values();
@@ -1059,7 +1109,7 @@ fn update_sql<R: Table>(
             set.push(format!("{column} = {}", binds.arg(value.clone())));
         }
     }
-    set.push(format!("updated_at = {}", binds.arg(Timestamp::now().to_text())));
+    set.push(format!("updated_at = {}", binds.arg(stamp.to_text())));
     let mut condition =
         format!("id = {} AND uuid = {}", binds.arg(id), binds.arg(uuid.to_string()));
     if let Some(version) = version {

@@ -177,13 +177,15 @@ impl Store {
         self.get_by_uuid_or_name::<TemplateRow>(ident).await?.into_template()
     }
 
-    /// Rewrites a template (`updated_at` set); a taken name → `Duplicate`.
+    /// Rewrites a template (`updated_at` set) on condition that it is
+    /// unchanged since it was read (a lost race → `Stale`); a taken name →
+    /// `Duplicate`.
     pub async fn deploy_template_update(
         &self,
         template: &DeployTemplate,
     ) -> Result<DeployTemplate> {
         let row = TemplateRow::from_template(template)?;
-        self.update_existing(row, template.uuid).await?.into_template()
+        self.update_unchanged(row, template.uuid, template.updated_at).await?.into_template()
     }
 
     pub async fn deploy_template_delete(&self, uuid: Uuid) -> Result<()> {
@@ -217,10 +219,12 @@ impl Store {
         self.get_by_uuid_or_name::<RunbookRow>(ident).await?.into_runbook()
     }
 
-    /// Rewrites a runbook (`updated_at` set); a taken name → `Duplicate`.
+    /// Rewrites a runbook (`updated_at` set) on condition that it is
+    /// unchanged since it was read (a lost race → `Stale`); a taken name →
+    /// `Duplicate`.
     pub async fn runbook_update(&self, runbook: &Runbook) -> Result<Runbook> {
         let row = RunbookRow::from_runbook(runbook)?;
-        self.update_existing(row, runbook.uuid).await?.into_runbook()
+        self.update_unchanged(row, runbook.uuid, runbook.updated_at).await?.into_runbook()
     }
 
     pub async fn runbook_delete(&self, uuid: Uuid) -> Result<()> {

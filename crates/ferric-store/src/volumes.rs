@@ -229,9 +229,10 @@ impl Store {
         self.get::<ConnectorRow>("uuid", &uuid.to_string()).await?.into_record()
     }
 
-    /// Writes every field of `c` (by id and uuid).
+    /// Writes every field of `c` (by id and uuid), on condition that it is
+    /// unchanged since it was read (its `updated_at`; a lost race → `Stale`).
     pub async fn volume_connector_update(&self, c: &VolumeConnector) -> Result<VolumeConnector> {
-        self.update_existing(ConnectorRow::from_record(c)?, c.uuid)
+        self.update_unchanged(ConnectorRow::from_record(c)?, c.uuid, c.updated_at)
             .await
             .map_err(|e| {
                 composite_duplicate(e, "volume connector", "connector_id", c.connector_id.clone())
@@ -269,8 +270,10 @@ impl Store {
         self.get::<TargetRow>("uuid", &uuid.to_string()).await?.into_record()
     }
 
+    /// Writes every field of `t` (by id and uuid), on condition that it is
+    /// unchanged since it was read (its `updated_at`; a lost race → `Stale`).
     pub async fn volume_target_update(&self, t: &VolumeTarget) -> Result<VolumeTarget> {
-        self.update_existing(TargetRow::from_record(t)?, t.uuid)
+        self.update_unchanged(TargetRow::from_record(t)?, t.uuid, t.updated_at)
             .await
             .map_err(|e| {
                 composite_duplicate(e, "volume target", "boot_index", t.boot_index.to_string())

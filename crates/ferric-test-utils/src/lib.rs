@@ -163,6 +163,61 @@ impl TestContext {
         self.request(Method::DELETE, path, Some("latest"), None).await
     }
 
+    /// Fires `writers` concurrent PATCHes at `path` (a record with an
+    /// `extra`), each adding its own key `k<index>` = index, and asserts
+    /// that every key survived: a lost write shows as a missing key.
+    pub async fn assert_concurrent_extra_patches(&self, path: &str, writers: usize) {
+        let shown = self
+            .concurrent_patches(path, writers, |index| {
+                serde_json::json!([{"op": "add", "path": format!("/extra/k{index}"), "value": index}])
+            })
+            .await;
+        for index in 0..writers {
+            assert_eq!(shown["extra"][format!("k{index}")], index, "{shown}");
+        }
+    }
+
+    /// Fires `writers` concurrent PATCHes at `path`, the one of `index`
+    /// with the operations `patch(index)`; a PATCH answered 409 (every
+    /// attempt lost its race) is sent again, anything but 200 fails. Returns
+    /// the record as shown afterwards.
+    pub async fn concurrent_patches(
+        &self,
+        path: &str,
+        writers: usize,
+        patch: impl Fn(usize) -> Value,
+    ) -> Value {
+        let mut tasks = Vec::with_capacity(writers);
+        for index in 0..writers {
+            let client = self.client.clone();
+            let url = format!("{}{path}", self.base);
+            let ops = patch(index);
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..100 {
+                    let response = client
+                        .patch(&url)
+                        .header("X-OpenStack-Ironic-API-Version", "latest")
+                        .json(&ops)
+                        .send()
+                        .await
+                        .expect("send PATCH");
+                    match response.status() {
+                        StatusCode::OK => return,
+                        StatusCode::CONFLICT => continue,
+                        other => panic!("PATCH {url}: {other}: {:?}", response.text().await),
+                    }
+                }
+                panic!("PATCH {url} kept losing its races");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("PATCH task");
+        }
+        let shown = self.get(path).await;
+        assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
+        shown.body
+    }
+
     /// Creates a fake-hardware node and returns its JSON.
     pub async fn create_node(&self, name: &str) -> Value {
         let reply = self

@@ -986,3 +986,16 @@ async fn nodes_held_by_a_conductor_are_not_taken() {
     })
     .await;
 }
+
+/// Concurrent PATCHes of one allocation all keep their change.
+#[tokio::test]
+async fn concurrent_patches_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        available(&ctx, "race-node", "race").await;
+        let allocation = allocate(&ctx, json!({"resource_class": "race"})).await;
+        let uuid = allocation["uuid"].as_str().unwrap();
+        ctx.assert_concurrent_extra_patches(&format!("/v1/allocations/{uuid}"), 20).await;
+        ctx
+    })
+    .await;
+}

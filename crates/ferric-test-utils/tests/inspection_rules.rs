@@ -642,6 +642,51 @@ async fn rules_apply_after_a_real_agent_inspection() {
         let error = failed["last_error"].as_str().unwrap_or_default();
         assert!(error.contains("BMC {inventory[bmc_address]} is not allowed"), "{error}");
         assert_eq!(ctx.delete(&format!("/v1/inspection_rules/{fail}")).await.status, StatusCode::NO_CONTENT);
+
+        // A sensitive rule's failure names its operator, never its
+        // arguments, in last_error and in the history.
+        let secret = Uuid::new_v4().to_string();
+        let hidden = rule(json!({
+            "priority": 10,
+            "sensitive": true,
+            "actions": [{"op": "set-port-attribute", "args": {"port_id": secret, "path": "extra/x", "value": 1}}]
+        }))
+        .await;
+        let failed = inspect_with_agent(&ctx, &node, mac, &agent).await;
+        assert_eq!(failed["provision_state"], "inspect failed", "{failed}");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("set-port-attribute") && error.contains(&hidden), "{error}");
+        assert!(!error.contains(&secret), "{error}");
+        let history = ctx.get(&format!("/v1/nodes/{node}/history?detail=true")).await;
+        assert_eq!(history.status, StatusCode::OK, "{:?}", history.body);
+        assert!(!history.body.to_string().contains(&secret), "{:?}", history.body);
+        assert!(history.body.to_string().contains("set-port-attribute"), "{:?}", history.body);
+        assert_eq!(ctx.delete(&format!("/v1/inspection_rules/{hidden}")).await.status, StatusCode::NO_CONTENT);
+        ctx
+    })
+    .await;
+}
+
+/// Concurrent PATCHes of one inspection rule all keep their change.
+#[tokio::test]
+async fn concurrent_patches_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        let created = ctx.post("/v1/inspection_rules", rule_body()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let uuid = created.body["uuid"].as_str().unwrap().to_owned();
+        // (Inspection rules have no `extra`: each PATCH appends an action.)
+        let shown = ctx
+            .concurrent_patches(&format!("/v1/inspection_rules/{uuid}"), 20, |index| {
+                json!([{"op": "add", "path": "/actions/-",
+                        "value": {"op": "add-trait", "args": {"name": format!("CUSTOM_K{index}")}}}])
+            })
+            .await;
+        let actions = shown["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), 3 + 20, "{shown}");
+        for index in 0..20 {
+            let name = json!(format!("CUSTOM_K{index}"));
+            assert!(actions.iter().any(|action| action["args"]["name"] == name), "{shown}");
+        }
         ctx
     })
     .await;

@@ -881,3 +881,24 @@ async fn drivers_in_detail() {
     })
     .await;
 }
+
+/// Portgroup PATCHes racing each other and a VIF attachment to the
+/// portgroup (the conductor writes its internal_info) all keep their change.
+#[tokio::test]
+async fn concurrent_portgroup_writes_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        let node = uuid_of(&ctx.create_node("race-portgroups").await);
+        let group = ctx.post("/v1/portgroups", json!({"node_uuid": node, "name": "bond0"})).await;
+        assert_eq!(group.status, StatusCode::CREATED, "{:?}", group.body);
+        let group = uuid_of(&group.body);
+        port(&ctx, &node, "52:54:00:aa:01:01", json!({"portgroup_uuid": group})).await;
+        let path = format!("/v1/portgroups/{group}");
+        let vifs = format!("/v1/nodes/{node}/vifs");
+        let attach = ctx.post(&vifs, json!({"id": "tenant-vif", "portgroup_uuid": group}));
+        let (attach, ()) = tokio::join!(attach, ctx.assert_concurrent_extra_patches(&path, 20));
+        assert_eq!(attach.status, StatusCode::NO_CONTENT, "{:?}", attach.body);
+        assert_eq!(internal_vif(&ctx, &path).await, json!("tenant-vif"));
+        ctx
+    })
+    .await;
+}

@@ -555,3 +555,52 @@ async fn clean_and_service_with_runbooks() {
     })
     .await;
 }
+
+/// Concurrent PATCHes of one deploy template, of one runbook, and
+/// concurrent trait additions to the runbook all keep their change.
+#[tokio::test]
+async fn concurrent_template_and_runbook_writes_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        let created = ctx.post("/v1/deploy_templates", template("CUSTOM_RACE")).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let uuid = created.body["uuid"].as_str().unwrap().to_owned();
+        ctx.assert_concurrent_extra_patches(&format!("/v1/deploy_templates/{uuid}"), 20).await;
+
+        let created = ctx.post("/v1/runbooks", runbook("CUSTOM_RACE")).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let uuid = created.body["uuid"].as_str().unwrap().to_owned();
+        ctx.assert_concurrent_extra_patches(&format!("/v1/runbooks/{uuid}"), 20).await;
+
+        let adds: Vec<_> = (0..10)
+            .map(|index| {
+                let client = ctx.client.clone();
+                let url = format!("{}/v1/runbooks/{uuid}/traits/CUSTOM_T{index}", ctx.base);
+                // (409: every attempt lost its race; the client retries.)
+                tokio::spawn(async move {
+                    loop {
+                        let status = client
+                            .put(&url)
+                            .header("X-OpenStack-Ironic-API-Version", "latest")
+                            .send()
+                            .await
+                            .unwrap()
+                            .status();
+                        if status != StatusCode::CONFLICT {
+                            return status;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for add in adds {
+            assert_eq!(add.await.unwrap(), StatusCode::NO_CONTENT);
+        }
+        let traits = ctx.get(&format!("/v1/runbooks/{uuid}/traits")).await.body;
+        for index in 0..10 {
+            let name = format!("CUSTOM_T{index}");
+            assert!(traits["traits"].as_array().unwrap().contains(&json!(name)), "{traits}");
+        }
+        ctx
+    })
+    .await;
+}

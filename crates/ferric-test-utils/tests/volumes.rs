@@ -507,3 +507,35 @@ async fn deleting_a_node_removes_its_connectors_and_targets() {
     })
     .await;
 }
+
+/// Concurrent PATCHes of one volume connector, and of one volume target,
+/// all keep their change.
+#[tokio::test]
+async fn concurrent_patches_are_not_lost() {
+    for_each_backend(|ctx| async move {
+        let node = uuid_of(&ctx.create_node("vol-race").await);
+        set_node(&ctx, &node, Some(PowerState::Off), ProvisionState::Enroll, None).await;
+        let connector = ctx
+            .post(
+                "/v1/volume/connectors",
+                json!({"node_uuid": node, "type": "iqn", "connector_id": "iqn.2017-05.org.race:01"}),
+            )
+            .await;
+        assert_eq!(connector.status, StatusCode::CREATED, "{:?}", connector.body);
+        let path = format!("/v1/volume/connectors/{}", uuid_of(&connector.body));
+        ctx.assert_concurrent_extra_patches(&path, 20).await;
+
+        let target = ctx
+            .post(
+                "/v1/volume/targets",
+                json!({"node_uuid": node, "volume_type": "iscsi", "boot_index": 0,
+                       "volume_id": "04452bed-5367-4202-8bf5-de4335ac56d2"}),
+            )
+            .await;
+        assert_eq!(target.status, StatusCode::CREATED, "{:?}", target.body);
+        let path = format!("/v1/volume/targets/{}", uuid_of(&target.body));
+        ctx.assert_concurrent_extra_patches(&path, 20).await;
+        ctx
+    })
+    .await;
+}

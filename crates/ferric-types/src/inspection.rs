@@ -50,6 +50,38 @@ pub enum EvalError {
     /// An action could not be applied to the node.
     #[error("action {op} could not be applied: {reason}")]
     Action { op: &'static str, reason: String },
+    /// A condition (`what` = "condition") or action ("action") of a
+    /// sensitive rule failed. Its reason would quote argument values, which
+    /// may be secrets, so it names only the operator.
+    #[error(
+        "{what} {op} of sensitive inspection rule {rule} failed (details withheld: the rule is \
+         sensitive)"
+    )]
+    Withheld { rule: Uuid, what: &'static str, op: &'static str },
+}
+
+impl EvalError {
+    /// The error as `action` may report it: for an action of a sensitive
+    /// rule, without argument values (the operator and rule only; a `fail`
+    /// action's message is withheld too).
+    pub fn withheld_for(self, action: &PlannedAction) -> EvalError {
+        if !action.sensitive {
+            return self;
+        }
+        match self {
+            EvalError::Action { op, .. } => {
+                EvalError::Withheld { rule: action.rule, what: "action", op }
+            }
+            EvalError::Failed(_) => EvalError::Failed(failed_withheld(action.rule)),
+            other => other,
+        }
+    }
+}
+
+/// What a `fail` action of the sensitive rule `rule` reports instead of its
+/// message.
+pub fn failed_withheld(rule: Uuid) -> String {
+    format!("Inspection failed by sensitive inspection rule {rule} (message withheld)")
 }
 
 macro_rules! wire_enum {
@@ -600,6 +632,20 @@ pub struct PlannedAction {
     pub rule: Uuid,
     pub op: ActionOp,
     pub args: JsonObject,
+    /// The rule is sensitive: its arguments (interpolated, perhaps with
+    /// secrets) appear in no log or error.
+    pub sensitive: bool,
+}
+
+impl PlannedAction {
+    /// What a `log` action writes to the log: its message; for a sensitive
+    /// rule, whose message may quote secrets, only that it ran.
+    pub fn log_line(&self) -> String {
+        if self.sensitive {
+            return "log action of a sensitive rule ran (message withheld)".to_owned();
+        }
+        self.args.get("msg").map(python_str).unwrap_or_default()
+    }
 }
 
 /// Evaluates `rules` (highest priority first; ties in the given order) and
@@ -631,7 +677,12 @@ pub fn evaluate(
                         (key.clone(), value)
                     })
                     .collect();
-                planned.push(PlannedAction { rule: rule.uuid, op: action.op, args });
+                planned.push(PlannedAction {
+                    rule: rule.uuid,
+                    op: action.op,
+                    args,
+                    sensitive: rule.sensitive,
+                });
             }
         }
     }
@@ -641,10 +692,13 @@ pub fn evaluate(
 /// Whether every condition of `rule` holds (a rule without conditions always matches).
 pub fn rule_matches(rule: &InspectionRule, facts: Facts<'_>) -> Result<bool, EvalError> {
     for condition in &rule.conditions {
-        let failure = |reason: String| EvalError::Condition {
-            rule: rule.uuid,
-            op: condition.op.as_str(),
-            reason,
+        let failure = |reason: String| match rule.sensitive {
+            true => EvalError::Withheld {
+                rule: rule.uuid,
+                what: "condition",
+                op: condition.op.as_str(),
+            },
+            false => EvalError::Condition { rule: rule.uuid, op: condition.op.as_str(), reason },
         };
         let holds = match &condition.loop_items {
             None => check(condition, facts, None).map_err(failure)?,
@@ -976,6 +1030,10 @@ pub fn node_facts(node: &Node) -> Value {
 /// (or the plain text fields `name`, `description`, `resource_class`,
 /// `owner`, `lessee`), traits and capabilities. `fail` is an error.
 pub fn apply_to_node(node: &mut Node, action: &PlannedAction) -> Result<Applied, EvalError> {
+    node_action(node, action).map_err(|error| error.withheld_for(action))
+}
+
+fn node_action(node: &mut Node, action: &PlannedAction) -> Result<Applied, EvalError> {
     let op = action.op.as_str();
     let err = |reason: String| EvalError::Action { op, reason };
     let null = Value::Null;
@@ -1177,6 +1235,10 @@ pub fn apply_to_ports(
     ports: &mut [Port],
     action: &PlannedAction,
 ) -> Result<Option<Uuid>, EvalError> {
+    ports_action(ports, action).map_err(|error| error.withheld_for(action))
+}
+
+fn ports_action(ports: &mut [Port], action: &PlannedAction) -> Result<Option<Uuid>, EvalError> {
     if !action.op.is_port_action() {
         return Ok(None);
     }
@@ -1203,6 +1265,10 @@ pub fn apply_to_ports(
 /// `address`, `node_uuid`) and its `portgroup_uuid` and `internal_info`
 /// cannot be changed by rules.
 pub fn apply_to_port(port: &mut Port, action: &PlannedAction) -> Result<(), EvalError> {
+    port_action(port, action).map_err(|error| error.withheld_for(action))
+}
+
+fn port_action(port: &mut Port, action: &PlannedAction) -> Result<(), EvalError> {
     let op = action.op.as_str();
     let err = |reason: String| EvalError::Action { op, reason };
     if !action.op.is_port_action() {
@@ -1279,6 +1345,10 @@ pub fn apply_to_plugin_data(
     plugin_data: &mut Value,
     action: &PlannedAction,
 ) -> Result<bool, EvalError> {
+    plugin_data_action(plugin_data, action).map_err(|error| error.withheld_for(action))
+}
+
+fn plugin_data_action(plugin_data: &mut Value, action: &PlannedAction) -> Result<bool, EvalError> {
     if !action.op.is_plugin_data_action() {
         return Ok(false);
     }
@@ -1551,6 +1621,7 @@ mod tests {
             rule: Uuid::nil(),
             op,
             args: args.as_object().cloned().unwrap_or_default(),
+            sensitive: false,
         };
         apply_to_node(
             &mut node,
@@ -1609,7 +1680,12 @@ mod tests {
     }
 
     fn planned(op: ActionOp, args: Value) -> PlannedAction {
-        PlannedAction { rule: Uuid::nil(), op, args: args.as_object().cloned().unwrap_or_default() }
+        PlannedAction {
+            rule: Uuid::nil(),
+            op,
+            args: args.as_object().cloned().unwrap_or_default(),
+            sensitive: false,
+        }
     }
 
     #[test]
@@ -1780,6 +1856,82 @@ mod tests {
             json!([{"op": "log", "args": {"msg": "x"}}]),
         );
         assert!(matches!(run(&[r]), Err(EvalError::Condition { op: "lt", .. })));
+    }
+
+    #[test]
+    fn sensitive_rules_fail_without_quoting_arguments() {
+        // A condition that cannot be checked names its operator, not the
+        // values it compared.
+        let mut r = rule(
+            0,
+            json!([{"op": "lt", "args": {"values": ["{inventory[bmc_address]}", 1]}}]),
+            json!([{"op": "log", "args": {"msg": "x"}}]),
+        );
+        let open = run(std::slice::from_ref(&r)).expect_err("fails").to_string();
+        assert!(open.contains("10.1.2.3"), "{open}");
+        r.sensitive = true;
+        let error = run(std::slice::from_ref(&r)).expect_err("fails");
+        assert_eq!(error, EvalError::Withheld { rule: r.uuid, what: "condition", op: "lt" });
+        let text = error.to_string();
+        assert!(text.contains("condition lt") && text.contains(&r.uuid.to_string()), "{text}");
+        assert!(!text.contains("10.1.2.3"), "{text}");
+
+        // Its planned actions carry the flag.
+        let actions =
+            json!([{"op": "add-trait", "args": {"name": "{item}"}, "loop": ["secret s3cret"]}]);
+        let r = InspectionRule { sensitive: true, ..rule(0, json!([]), actions) };
+        let planned = run(std::slice::from_ref(&r)).expect("evaluates");
+        assert!(planned[0].sensitive);
+
+        // Node, port and plugin-data actions name the operator only.
+        let mut node = Node::new(
+            Uuid::new_v4(),
+            crate::HardwareType::FakeHardware,
+            crate::ProvisionState::Manageable,
+        );
+        let error = apply_to_node(&mut node, &planned[0]).expect_err("invalid trait");
+        assert_eq!(error, EvalError::Withheld { rule: r.uuid, what: "action", op: "add-trait" });
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let open = PlannedAction { sensitive: false, ..planned[0].clone() };
+        let shown = apply_to_node(&mut node, &open).expect_err("invalid trait").to_string();
+        assert!(shown.contains("s3cret"), "{shown}");
+
+        let sensitive = |op: ActionOp, args: Value| PlannedAction {
+            rule: r.uuid,
+            op,
+            args: args.as_object().cloned().unwrap_or_default(),
+            sensitive: true,
+        };
+        let mut ports = vec![Port::new(Uuid::new_v4(), "52:54:00:00:00:01".into(), node.uuid)];
+        let unknown = sensitive(
+            ActionOp::SetPortAttribute,
+            json!({"port_id": "52:54:00:5e:c2:e7", "path": "extra/k", "value": 1}),
+        );
+        let error = apply_to_ports(&mut ports, &unknown).expect_err("unknown port").to_string();
+        assert!(error.contains("set-port-attribute") && !error.contains("5e:c2:e7"), "{error}");
+        let flag = sensitive(
+            ActionOp::SetPortAttribute,
+            json!({"port_id": "52:54:00:00:00:01", "path": "pxe_enabled", "value": "hunter2"}),
+        );
+        let error = apply_to_ports(&mut ports, &flag).expect_err("not a flag").to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        let mut data = json!({"k": "v"});
+        let bad = sensitive(ActionOp::ExtendPluginData, json!({"path": "k", "value": "hunter2"}));
+        let error = apply_to_plugin_data(&mut data, &bad).expect_err("not a list").to_string();
+        assert!(error.contains("extend-plugin-data") && !error.contains("hunter2"), "{error}");
+
+        // So is a log action's message.
+        let log = sensitive(ActionOp::Log, json!({"msg": "password hunter2"}));
+        assert!(!log.log_line().contains("hunter2"), "{}", log.log_line());
+        assert!(log.log_line().contains("sensitive"), "{}", log.log_line());
+        let open = PlannedAction { sensitive: false, ..log };
+        assert_eq!(open.log_line(), "password hunter2");
+
+        // A fail action's message is withheld too.
+        let fail = sensitive(ActionOp::Fail, json!({"msg": "password hunter2 is wrong"}));
+        let error = apply_to_node(&mut node, &fail).expect_err("fails");
+        assert_eq!(error, EvalError::Failed(failed_withheld(r.uuid)));
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
     #[test]

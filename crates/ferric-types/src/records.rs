@@ -69,6 +69,10 @@ impl Timestamp {
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self(self.0 + time::Duration::seconds(seconds))
     }
+
+    pub fn plus_micros(self, micros: i64) -> Self {
+        Self(self.0 + time::Duration::microseconds(micros))
+    }
 }
 
 impl fmt::Display for Timestamp {

@@ -26,7 +26,10 @@ use rand::seq::SliceRandom;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::common::{body_object, created, duplicate, gate, not_found, or_not_found, NAME_OR_UUID};
+use super::common::{
+    body_object, created, duplicate, gate, lost_races, not_found, or_not_found, unless_stale,
+    NAME_OR_UUID, PATCH_ATTEMPTS,
+};
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -458,24 +461,32 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, &Method::PATCH, ALLOCATIONS, "allocations")?;
     gate(&ctx, &Method::PATCH, PATCHING, "updating allocations")?;
-    let mut allocation = load(&state, &ident).await?;
-    let mut before = Map::new();
-    before.insert("name".into(), allocation.name.clone().into());
-    before.insert("extra".into(), Value::Object(allocation.extra.clone()));
     let known = view::field_names(view::ALLOCATION_FIELDS);
-    let after = patch::apply(&before, &ops, &["name", "extra"], &known)?;
-    let fields = Fields(&after);
-    allocation.name = fields.opt_string("name")?;
-    if let Some(name) = &allocation.name {
-        if !is_valid_allocation_name(name) {
-            return Err(ApiError::bad(format!(
-                "Cannot update allocation with invalid name '{name}'"
-            )));
+    // Conditional on the allocation being unchanged since it was read; a
+    // lost race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut allocation = load(&state, &ident).await?;
+        let mut before = Map::new();
+        before.insert("name".into(), allocation.name.clone().into());
+        before.insert("extra".into(), Value::Object(allocation.extra.clone()));
+        let after = patch::apply(&before, &ops, &["name", "extra"], &known)?;
+        let fields = Fields(&after);
+        allocation.name = fields.opt_string("name")?;
+        if let Some(name) = &allocation.name {
+            if !is_valid_allocation_name(name) {
+                return Err(ApiError::bad(format!(
+                    "Cannot update allocation with invalid name '{name}'"
+                )));
+            }
+        }
+        allocation.extra = fields.object("extra")?;
+        let stored =
+            unless_stale(state.store.allocation_update(&allocation).await).map_err(write_error)?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::allocation(&stored, &ctx, None)));
         }
     }
-    allocation.extra = fields.object("extra")?;
-    let stored = state.store.allocation_update(&allocation).await.map_err(write_error)?;
-    Ok(Json(view::allocation(&stored, &ctx, None)))
+    Err(lost_races("Allocation", &ident))
 }
 
 // ---------------------------------------------------------------- delete

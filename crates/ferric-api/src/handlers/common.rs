@@ -127,3 +127,24 @@ pub(super) fn only(full: Value, keys: &[&str]) -> Map<String, Value> {
         _ => Map::new(),
     }
 }
+
+/// How often a PATCH is re-applied after losing a race: a handler loops
+/// `for _ in 0..PATCH_ATTEMPTS` over read, apply, conditional write (a lost
+/// race, [`unless_stale`]'s `None`, goes round again), then answers
+/// [`lost_races`].
+pub(super) const PATCH_ATTEMPTS: usize = 5;
+
+/// 409 "`noun` `ident` is being changed by others": every attempt of a
+/// PATCH lost its race.
+pub(super) fn lost_races(noun: &str, ident: &str) -> ApiError {
+    ApiError::Conflict(format!("{noun} {ident} is being changed by others; please retry"))
+}
+
+/// A conditional write's result with a lost race (`Stale`) as `Ok(None)`.
+pub(super) fn unless_stale<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(StoreError::Stale { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}

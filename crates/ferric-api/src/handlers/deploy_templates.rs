@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, gate, or_not_found, show_fields, NAME_OR_UUID,
+    body_object, created, duplicate, gate, lost_races, or_not_found, show_fields, unless_stale,
+    NAME_OR_UUID, PATCH_ATTEMPTS,
 };
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -124,21 +125,25 @@ pub async fn update(
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, &Method::PATCH, SINCE, "deploy templates")?;
-    let mut template = load(&state, &ident).await?;
-    // The stored steps, not the view's: masked args would be saved masked.
-    let mut before = Map::new();
-    before.insert("name".into(), template.name.clone().into());
-    before.insert("steps".into(), serde_json::to_value(&template.steps).unwrap_or_default());
-    before.insert("extra".into(), Value::Object(template.extra.clone()));
     let known = view::field_names(view::DEPLOY_TEMPLATE_FIELDS);
-    let after = patch::apply(&before, &ops, &["name", "steps", "extra"], &known)?;
-    assign(&mut template, &after)?;
-    let stored = state
-        .store
-        .deploy_template_update(&template)
-        .await
-        .map_err(duplicate("A deploy template", NAME_OR_UUID))?;
-    Ok(Json(view::deploy_template(&stored, &ctx, None)))
+    // Conditional on the template being unchanged since it was read; a lost
+    // race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut template = load(&state, &ident).await?;
+        // The stored steps, not the view's: masked args would be saved masked.
+        let mut before = Map::new();
+        before.insert("name".into(), template.name.clone().into());
+        before.insert("steps".into(), serde_json::to_value(&template.steps).unwrap_or_default());
+        before.insert("extra".into(), Value::Object(template.extra.clone()));
+        let after = patch::apply(&before, &ops, &["name", "steps", "extra"], &known)?;
+        assign(&mut template, &after)?;
+        let stored = unless_stale(state.store.deploy_template_update(&template).await)
+            .map_err(duplicate("A deploy template", NAME_OR_UUID))?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::deploy_template(&stored, &ctx, None)));
+        }
+    }
+    Err(lost_races("Deploy template", &ident))
 }
 
 pub async fn delete(

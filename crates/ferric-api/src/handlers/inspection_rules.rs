@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, gate, or_not_found, show_fields_of_listing, uuid_ident,
-    UUID_ONLY,
+    body_object, created, duplicate, gate, lost_races, or_not_found, show_fields_of_listing,
+    unless_stale, uuid_ident, PATCH_ATTEMPTS, UUID_ONLY,
 };
 use crate::ctx::{Body, Ctx, Listing, Params};
 use crate::error::{ApiError, ApiResult};
@@ -171,32 +171,39 @@ pub async fn update(
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     require_write(&ctx, Method::PATCH)?;
-    let mut rule = load(&state, &ident).await?;
-    if rule.built_in {
-        return Err(built_in(&rule));
-    }
-    let mut before = Map::new();
-    before.insert("description".into(), rule.description.clone().into());
-    before.insert("priority".into(), rule.priority.into());
-    before.insert("sensitive".into(), rule.sensitive.into());
-    before.insert("phase".into(), rule.phase.as_str().into());
-    before.insert(
-        "conditions".into(),
-        rule.conditions.iter().map(|c| c.to_json()).collect::<Vec<_>>().into(),
-    );
-    before.insert(
-        "actions".into(),
-        rule.actions.iter().map(|a| a.to_json()).collect::<Vec<_>>().into(),
-    );
     let known = view::field_names(view::INSPECTION_RULE_FIELDS);
-    let after = patch::apply(&before, &ops, PATCHABLE, &known)?;
-    let was_sensitive = rule.sensitive;
-    assign(&mut rule, &after)?;
-    if was_sensitive && !rule.sensitive {
-        return Err(ApiError::bad("Inspection rules cannot have the sensitive flag unset."));
+    // Conditional on the rule being unchanged since it was read; a lost race
+    // re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut rule = load(&state, &ident).await?;
+        if rule.built_in {
+            return Err(built_in(&rule));
+        }
+        let mut before = Map::new();
+        before.insert("description".into(), rule.description.clone().into());
+        before.insert("priority".into(), rule.priority.into());
+        before.insert("sensitive".into(), rule.sensitive.into());
+        before.insert("phase".into(), rule.phase.as_str().into());
+        before.insert(
+            "conditions".into(),
+            rule.conditions.iter().map(|c| c.to_json()).collect::<Vec<_>>().into(),
+        );
+        before.insert(
+            "actions".into(),
+            rule.actions.iter().map(|a| a.to_json()).collect::<Vec<_>>().into(),
+        );
+        let after = patch::apply(&before, &ops, PATCHABLE, &known)?;
+        let was_sensitive = rule.sensitive;
+        assign(&mut rule, &after)?;
+        if was_sensitive && !rule.sensitive {
+            return Err(ApiError::bad("Inspection rules cannot have the sensitive flag unset."));
+        }
+        let stored = unless_stale(state.store.inspection_rule_update(&rule).await)?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::inspection_rule(&stored, &ctx, None)));
+        }
     }
-    let stored = state.store.inspection_rule_update(&rule).await?;
-    Ok(Json(view::inspection_rule(&stored, &ctx, None)))
+    Err(lost_races("Inspection rule", &ident))
 }
 
 pub async fn delete(

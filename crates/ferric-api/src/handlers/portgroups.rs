@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, newest_ctx, only, or_not_found, show_fields_of_listing,
+    body_object, created, duplicate, lost_races, newest_ctx, only, or_not_found,
+    show_fields_of_listing, unless_stale, PATCH_ATTEMPTS,
 };
 use super::{nodes, ports};
 use crate::ctx::{Body, Ctx, Listing, Params};
@@ -117,22 +118,27 @@ pub async fn update(
     Path(ident): Path<String>,
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    let mut group = load(&state, &ctx, &ident).await?;
     let patchable: Vec<&str> = WRITABLE
         .iter()
         .filter(|(name, minor)| *name != "uuid" && ctx.version.at_least(*minor))
         .map(|(name, _)| *name)
         .collect();
     let known = view::field_names(view::PORTGROUP_FIELDS);
-    let before = only(view::portgroup(&group, &newest_ctx(), None), &patchable);
-    let after = patch::apply(&before, &ops, &patchable, &known)?;
-    assign(&state, &mut group, &after).await?;
-    let stored = state
-        .store
-        .portgroup_update(&group)
-        .await
-        .map_err(duplicate("A portgroup", DUPLICATE_LABELS))?;
-    Ok(Json(view::portgroup(&stored, &ctx, None)))
+    // Conditional on the portgroup being unchanged since it was read (the
+    // conductor writes VIFs to portgroups too); a lost race re-reads and
+    // re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut group = load(&state, &ctx, &ident).await?;
+        let before = only(view::portgroup(&group, &newest_ctx(), None), &patchable);
+        let after = patch::apply(&before, &ops, &patchable, &known)?;
+        assign(&state, &mut group, &after).await?;
+        let stored = unless_stale(state.store.portgroup_update(&group).await)
+            .map_err(duplicate("A portgroup", DUPLICATE_LABELS))?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::portgroup(&stored, &ctx, None)));
+        }
+    }
+    Err(lost_races("Portgroup", &ident))
 }
 
 pub async fn delete(

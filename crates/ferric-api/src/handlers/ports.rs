@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, newest_ctx, only, or_not_found, show_fields_of_listing,
-    uuid_ident,
+    body_object, created, duplicate, lost_races, newest_ctx, only, or_not_found,
+    show_fields_of_listing, uuid_ident, PATCH_ATTEMPTS,
 };
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
@@ -199,18 +199,15 @@ pub async fn update(
             Ok(mut stored) if !stored.is_empty() => {
                 return Ok(Json(view::port(&stored.remove(0), &ctx, None)))
             }
-            Ok(_) | Err(StoreError::Stale { .. }) => continue,
+            Ok(_) | Err(StoreError::Stale { .. }) => {}
             Err(StoreError::NotFound { .. }) => {
                 return Err(ApiError::NotFound(format!("Port {ident} could not be found.")))
             }
             Err(other) => return Err(duplicate("A port", DUPLICATE_LABELS)(other)),
         }
     }
-    Err(ApiError::Conflict(format!("Port {ident} is being changed by others; please retry")))
+    Err(lost_races("Port", &ident))
 }
-
-/// How often a port PATCH is re-applied after losing a race.
-const PATCH_ATTEMPTS: usize = 5;
 
 pub async fn delete(
     State(state): State<ApiState>,

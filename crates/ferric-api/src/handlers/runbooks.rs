@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, gate, or_not_found, show_fields, NAME_OR_UUID,
+    body_object, created, duplicate, gate, lost_races, or_not_found, show_fields, unless_stale,
+    NAME_OR_UUID, PATCH_ATTEMPTS,
 };
 use super::deploy_templates::{invalid, listing, shown};
 use crate::ctx::{Body, Ctx, Params};
@@ -124,7 +125,6 @@ pub async fn update(
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, &Method::PATCH, SINCE, "runbooks")?;
-    let mut runbook = load(&state, &ident).await?;
     let mut patchable = vec!["name", "steps", "disable_ramdisk", "public", "owner", "extra"];
     if ctx.version.at_least(TRAITS_SINCE) {
         patchable.push("description");
@@ -134,29 +134,37 @@ pub async fn update(
     let owners = patched_values(&ops, "/owner");
     let publics = patched_values(&ops, "/public");
     let owner_set = owners.iter().any(|value| !value.is_null());
-    if owner_set {
-        let made_public = publics.first().is_some_and(|value| value.as_bool() == Some(true));
-        if (runbook.public && publics.is_empty()) || made_public {
-            return Err(ApiError::bad("There cannot be an owner for a public runbook"));
+    let known = view::field_names(view::RUNBOOK_FIELDS);
+    // Conditional on the runbook being unchanged since it was read; a lost
+    // race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut runbook = load(&state, &ident).await?;
+        if owner_set {
+            let made_public = publics.first().is_some_and(|value| value.as_bool() == Some(true));
+            if (runbook.public && publics.is_empty()) || made_public {
+                return Err(ApiError::bad("There cannot be an owner for a public runbook"));
+            }
+        }
+        let mut before = Map::new();
+        before.insert("name".into(), runbook.name.clone().into());
+        before.insert("description".into(), runbook.description.clone().into());
+        before.insert("steps".into(), serde_json::to_value(&runbook.steps).unwrap_or_default());
+        before.insert("disable_ramdisk".into(), runbook.disable_ramdisk.into());
+        before.insert("public".into(), runbook.public.into());
+        let owner = if publics.is_empty() { runbook.owner.clone() } else { None };
+        before.insert("owner".into(), owner.into());
+        before.insert("extra".into(), Value::Object(runbook.extra.clone()));
+        let after = patch::apply(&before, &ops, &patchable, &known)?;
+        // Any logical name is accepted here, so runbooks named at 1.112 stay
+        // patchable from older clients (as in Ironic).
+        assign(&mut runbook, &after, true)?;
+        let stored = unless_stale(state.store.runbook_update(&runbook).await)
+            .map_err(duplicate("A runbook", NAME_OR_UUID))?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::runbook(&stored, &ctx, None)));
         }
     }
-    let mut before = Map::new();
-    before.insert("name".into(), runbook.name.clone().into());
-    before.insert("description".into(), runbook.description.clone().into());
-    before.insert("steps".into(), serde_json::to_value(&runbook.steps).unwrap_or_default());
-    before.insert("disable_ramdisk".into(), runbook.disable_ramdisk.into());
-    before.insert("public".into(), runbook.public.into());
-    let owner = if publics.is_empty() { runbook.owner.clone() } else { None };
-    before.insert("owner".into(), owner.into());
-    before.insert("extra".into(), Value::Object(runbook.extra.clone()));
-    let known = view::field_names(view::RUNBOOK_FIELDS);
-    let after = patch::apply(&before, &ops, &patchable, &known)?;
-    // Any logical name is accepted here, so runbooks named at 1.112 stay
-    // patchable from older clients (as in Ironic).
-    assign(&mut runbook, &after, true)?;
-    let stored =
-        state.store.runbook_update(&runbook).await.map_err(duplicate("A runbook", NAME_OR_UUID))?;
-    Ok(Json(view::runbook(&stored, &ctx, None)))
+    Err(lost_races("Runbook", &ident))
 }
 
 pub async fn delete(
@@ -199,10 +207,22 @@ fn check_trait(name: &str) -> ApiResult<()> {
     }
 }
 
-async fn save_traits(state: &ApiState, mut runbook: Runbook, traits: Vec<String>) -> ApiResult<()> {
-    runbook.traits = traits;
-    state.store.runbook_update(&runbook).await?;
-    Ok(())
+/// Loads the runbook `ident` and writes `edit` of its traits, conditional on
+/// the runbook being unchanged since it was read; a lost race re-reads and
+/// re-applies the edit.
+async fn edit_traits(
+    state: &ApiState,
+    ident: &str,
+    edit: impl Fn(&[String]) -> Vec<String>,
+) -> ApiResult<()> {
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut runbook = load(state, ident).await?;
+        runbook.traits = edit(&runbook.traits);
+        if unless_stale(state.store.runbook_update(&runbook).await)?.is_some() {
+            return Ok(());
+        }
+    }
+    Err(lost_races("Runbook", ident))
 }
 
 pub async fn traits_list(
@@ -236,8 +256,7 @@ pub async fn traits_replace(
             traits.push(name.to_owned());
         }
     }
-    let runbook = load(&state, &ident).await?;
-    save_traits(&state, runbook, traits).await?;
+    edit_traits(&state, &ident, |_| traits.clone()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,8 +266,7 @@ pub async fn traits_clear(
     Path(ident): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.version.require_endpoint(TRAITS_SINCE)?;
-    let runbook = load(&state, &ident).await?;
-    save_traits(&state, runbook, Vec::new()).await?;
+    edit_traits(&state, &ident, |_| Vec::new()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,12 +277,14 @@ pub async fn trait_add(
 ) -> ApiResult<Response> {
     ctx.version.require_endpoint(TRAITS_SINCE)?;
     check_trait(&name)?;
-    let runbook = load(&state, &ident).await?;
-    let mut traits = runbook.traits.clone();
-    if !traits.contains(&name) {
-        traits.push(name.clone());
-    }
-    save_traits(&state, runbook, traits).await?;
+    edit_traits(&state, &ident, |traits| {
+        let mut traits = traits.to_vec();
+        if !traits.contains(&name) {
+            traits.push(name.clone());
+        }
+        traits
+    })
+    .await?;
     let location = format!("{}/v1/runbooks/{ident}/traits/{name}", ctx.base_url);
     Ok((StatusCode::NO_CONTENT, [(http::header::LOCATION, location)]).into_response())
 }
@@ -275,10 +295,9 @@ pub async fn trait_remove(
     Path((ident, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     ctx.version.require_endpoint(TRAITS_SINCE)?;
-    let runbook = load(&state, &ident).await?;
-    let traits = runbook.traits.iter().filter(|t| **t != name).cloned().collect();
     // Removing a trait the runbook does not have is a no-op, as in Ironic.
-    save_traits(&state, runbook, traits).await?;
+    edit_traits(&state, &ident, |traits| traits.iter().filter(|t| **t != name).cloned().collect())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,7 +19,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    body_object, created, duplicate, newest_ctx, only, or_not_found, uuid_ident, UUID_ONLY,
+    body_object, created, duplicate, lost_races, newest_ctx, only, or_not_found, unless_stale,
+    uuid_ident, PATCH_ATTEMPTS, UUID_ONLY,
 };
 use super::nodes;
 use crate::ctx::{Body, Ctx, Listing, Params};
@@ -259,20 +260,25 @@ pub async fn connector_update(
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     ctx.version.require_endpoint(SINCE)?;
-    let mut connector = load_connector(&state, &ident).await?;
-    let before = only(view::volume_connector(&connector, &newest_ctx(), None), CONNECTOR_PATCHABLE);
     let known = view::field_names(view::VOLUME_CONNECTOR_FIELDS);
-    let after = patch::apply(&before, &ops, CONNECTOR_PATCHABLE, &known)?;
-    let old_node = nodes::load(&state, &connector.node_uuid.to_string()).await?;
-    let node = assign_connector(&state, &mut connector, &after).await?;
-    check_node(&old_node, "volume connector update", false)?;
-    check_node(&node, "volume connector update", false)?;
-    let stored = state
-        .store
-        .volume_connector_update(&connector)
-        .await
-        .map_err(connector_duplicate(&connector))?;
-    Ok(Json(view::volume_connector(&stored, &ctx, None)))
+    // Conditional on the connector being unchanged since it was read; a
+    // lost race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut connector = load_connector(&state, &ident).await?;
+        let before =
+            only(view::volume_connector(&connector, &newest_ctx(), None), CONNECTOR_PATCHABLE);
+        let after = patch::apply(&before, &ops, CONNECTOR_PATCHABLE, &known)?;
+        let old_node = nodes::load(&state, &connector.node_uuid.to_string()).await?;
+        let node = assign_connector(&state, &mut connector, &after).await?;
+        check_node(&old_node, "volume connector update", false)?;
+        check_node(&node, "volume connector update", false)?;
+        let stored = unless_stale(state.store.volume_connector_update(&connector).await)
+            .map_err(connector_duplicate(&connector))?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::volume_connector(&stored, &ctx, None)));
+        }
+    }
+    Err(lost_races("Volume connector", &ident))
 }
 
 pub async fn connector_delete(
@@ -336,18 +342,26 @@ pub async fn target_update(
     Body(ops): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     ctx.version.require_endpoint(SINCE)?;
-    let mut target = load_target(&state, &ident).await?;
-    // The stored properties, not the masked view, are what a patch edits.
-    let mut before = only(view::volume_target(&target, &newest_ctx(), None), TARGET_PATCHABLE);
-    before.insert("properties".into(), Value::Object(target.properties.clone()));
     let known = view::field_names(view::VOLUME_TARGET_FIELDS);
-    let after = patch::apply(&before, &ops, TARGET_PATCHABLE, &known)?;
-    let old_node = nodes::load(&state, &target.node_uuid.to_string()).await?;
-    let node = assign_target(&state, &mut target, &after).await?;
-    check_node(&old_node, "volume target update", false)?;
-    check_node(&node, "volume target update", false)?;
-    let stored = state.store.volume_target_update(&target).await.map_err(target_duplicate)?;
-    Ok(Json(view::volume_target(&stored, &ctx, None)))
+    // Conditional on the target being unchanged since it was read; a lost
+    // race re-reads and re-applies the patch.
+    for _ in 0..PATCH_ATTEMPTS {
+        let mut target = load_target(&state, &ident).await?;
+        // The stored properties, not the masked view, are what a patch edits.
+        let mut before = only(view::volume_target(&target, &newest_ctx(), None), TARGET_PATCHABLE);
+        before.insert("properties".into(), Value::Object(target.properties.clone()));
+        let after = patch::apply(&before, &ops, TARGET_PATCHABLE, &known)?;
+        let old_node = nodes::load(&state, &target.node_uuid.to_string()).await?;
+        let node = assign_target(&state, &mut target, &after).await?;
+        check_node(&old_node, "volume target update", false)?;
+        check_node(&node, "volume target update", false)?;
+        let stored = unless_stale(state.store.volume_target_update(&target).await)
+            .map_err(target_duplicate)?;
+        if let Some(stored) = stored {
+            return Ok(Json(view::volume_target(&stored, &ctx, None)));
+        }
+    }
+    Err(lost_races("Volume target", &ident))
 }
 
 pub async fn target_delete(

@@ -275,6 +275,21 @@ async fn portgroup_crud(store: Store) {
     assert!(updated.updated_at.is_some());
     assert_eq!(store.portgroup_get("bond1").await.expect("renamed"), updated);
 
+    // Writes are conditional on `updated_at`: the copy read before that
+    // write (never updated: NULL) is stale, and so is a copy of an earlier
+    // write; a fresh copy goes through and moves `updated_at` on.
+    let mut late = created.clone();
+    late.extra = object(json!({"late": true}));
+    let result = store.portgroup_update(&late).await;
+    assert!(matches!(result, Err(StoreError::Stale { kind: "portgroup", .. })), "{result:?}");
+    let mut again = updated.clone();
+    again.extra = object(json!({"again": true}));
+    let second = store.portgroup_update(&again).await.expect("fresh copy");
+    assert!(second.updated_at > updated.updated_at, "{second:?}");
+    assert_eq!(second.name.as_deref(), Some("bond1"));
+    let result = store.portgroup_update(&again).await;
+    assert!(matches!(result, Err(StoreError::Stale { .. })), "{result:?}");
+
     // In use while a port belongs to it.
     let mut port = Port::new(Uuid::new_v4(), "52:54:00:00:00:01".into(), node.uuid);
     port.portgroup_uuid = Some(portgroup.uuid);
@@ -288,6 +303,7 @@ async fn portgroup_crud(store: Store) {
     store.port_update(&Port { portgroup_uuid: None, ..port }).await.expect("detach");
     store.portgroup_delete(portgroup.uuid).await.expect("delete");
     assert_not_found(store.portgroup_get(&portgroup.uuid.to_string()).await, "portgroup");
+    assert_not_found(store.portgroup_update(&second).await, "portgroup");
     assert_not_found(store.portgroup_delete(portgroup.uuid).await, "portgroup");
 }
 
