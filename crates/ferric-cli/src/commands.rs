@@ -803,22 +803,7 @@ async fn node(
             client.patch(&node_path(&node), &Value::Array(ops)).await?;
             Ok(String::new())
         }
-        NodeCommand::Delete { nodes } => {
-            let mut out = String::new();
-            let mut failed = Vec::new();
-            for node in nodes {
-                match client.delete(&node_path(&node)).await {
-                    Ok(_) => out.push_str(&format!("Deleted node {node}\n")),
-                    Err(error) => failed.push(format!("Failed to delete node {node}: {error}")),
-                }
-            }
-            if failed.is_empty() {
-                Ok(out)
-            } else {
-                out.push_str(&failed.join("\n"));
-                bail!(out)
-            }
-        }
+        NodeCommand::Delete { nodes } => delete_each(client, "node", "/v1/nodes", &nodes).await,
         NodeCommand::Manage { node, wait } => {
             provision(client, progress, &node, "manage", Map::new(), wait.wait, &["manageable"])
                 .await
@@ -1132,6 +1117,30 @@ pub(crate) async fn patch_and_done(
     }
     client.patch(path, &Value::Array(ops)).await?;
     Ok(String::new())
+}
+
+/// Deletes each resource, going on after a failure; fails at the end with
+/// every failure (as `openstack baremetal … delete` does).
+pub(crate) async fn delete_each(
+    client: &Client,
+    kind: &str,
+    collection: &str,
+    idents: &[String],
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut failed = Vec::new();
+    for ident in idents {
+        match client.delete(&format!("{collection}/{ident}")).await {
+            Ok(_) => out.push_str(&format!("Deleted {kind} {ident}\n")),
+            Err(error) => failed.push(format!("Failed to delete {kind} {ident}: {error}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(out)
+    } else {
+        out.push_str(&failed.join("\n"));
+        bail!(out)
+    }
 }
 
 async fn delete_all(

@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::commands::{
-    add_ops, columns, encode, json_argument, node_path, object_of, patch_and_done, remove_field,
-    remove_ops, replace_op, resolve_node_uuid, to_error, WaitArgs,
+    add_ops, columns, delete_each, encode, json_argument, node_path, object_of, patch_and_done,
+    remove_field, remove_ops, replace_op, resolve_node_uuid, to_error, WaitArgs,
 };
 use crate::output::{Column, Printer};
 use crate::Progress;
@@ -69,30 +69,6 @@ async fn fetch(
         Ok(client.get(path).await?[key].as_array().cloned().unwrap_or_default())
     } else {
         Ok(client.list_all(path, key).await?)
-    }
-}
-
-/// Deletes each resource, going on after a failure; fails at the end with
-/// every failure (as `openstack baremetal … delete` does).
-async fn delete_each(
-    client: &Client,
-    kind: &str,
-    collection: &str,
-    idents: &[String],
-) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut failed = Vec::new();
-    for ident in idents {
-        match client.delete(&format!("{collection}/{ident}")).await {
-            Ok(_) => out.push_str(&format!("Deleted {kind} {ident}\n")),
-            Err(error) => failed.push(format!("Failed to delete {kind} {ident}: {error}")),
-        }
-    }
-    if failed.is_empty() {
-        Ok(out)
-    } else {
-        out.push_str(&failed.join("\n"));
-        bail!(out)
     }
 }
 
